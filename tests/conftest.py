@@ -1,0 +1,25 @@
+"""Fixtures shared by every test layer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.procs import Proc
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+DEPLOYMENTS = REPO / "deployments"
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """Append every Proc you start; all are stopped at teardown, pass or fail."""
+    started: list[Proc] = []
+    try:
+        yield started
+    finally:
+        for p in reversed(started):
+            p.stop()
