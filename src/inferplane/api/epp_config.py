@@ -1,0 +1,373 @@
+"""`EndpointPickerConfig`: the endpoint picker's plugin configuration, as GIE and llm-d write it.
+
+Decoding is strict like the upstream loader (unknown fields are errors). Both API groups are accepted:
+`inference.networking.x-k8s.io/v1alpha1` (GIE, llm-d ≤ v0.7) and `llm-d.ai/v1alpha1` (llm-d ≥ v0.8).
+`apply_system_defaults` fills in what the upstream loader fills in after building the plugins
+(reference/epp.md §1); `default_epp_config` is the built-in configuration used when none is given.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+
+from inferplane.api.base import ApiModel
+
+API_VERSIONS = ("inference.networking.x-k8s.io/v1alpha1", "llm-d.ai/v1alpha1")
+KNOWN_FEATURE_GATES = ("flowControl", "dataLayer", "enableLegacyMetrics")
+
+# Older plugin type names still found in configs → today's names (reference/epp.md §1).
+RENAMED_PLUGIN_TYPES = {
+    "kv-cache-scorer": "kv-cache-utilization-scorer",
+    "by-label-selector": "label-selector-filter",
+}
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)([KMGTPE]i?|[kmgtpe])?$")
+_QUANTITY_UNITS = {
+    "": 1,
+    "k": 10**3,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
+
+
+def parse_duration(value: Any) -> float:
+    """A Go duration (`30s`, `1m30s`, `500ms`) or a number of seconds → seconds."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration such as 30s or 500ms, found {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative, found {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a duration such as 30s or 500ms, found {value!r}")
+    text = value.strip()
+    if text == "0":
+        return 0.0
+    pos, total = 0, 0.0
+    for m in _DURATION_PART.finditer(text):
+        if m.start() != pos:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"expected a duration such as 30s, 1m30s or 500ms, found {value!r}")
+    return total
+
+
+def parse_quantity(value: Any) -> int:
+    """A byte count as an integer or a Kubernetes quantity (`1Gi`, `500M`) → bytes."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a byte count such as 1073741824 or 1Gi, found {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a byte count cannot be negative, found {value}")
+        return value
+    if isinstance(value, str):
+        m = _QUANTITY.match(value.strip())
+        if m:
+            return int(float(m.group(1)) * _QUANTITY_UNITS[m.group(2) or ""])
+    raise ValueError(f"expected a byte count such as 1073741824 or 1Gi, found {value!r}")
+
+
+class PluginSpec(ApiModel):
+    """One plugin instance: `type` is the registered type name, `name` defaults to the type."""
+
+    name: str | None = None
+    type: str
+    parameters: dict[str, Any] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _type_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("plugin type must not be empty")
+        return v
+
+    @property
+    def plugin_name(self) -> str:
+        return self.name or self.type
+
+
+class ProfilePluginRef(ApiModel):
+    plugin_ref: str
+    # Applies only to scorers; default 1.0, not normalised.
+    weight: float | None = None
+
+    @field_validator("weight")
+    @classmethod
+    def _weight_non_negative(cls, v: float | None) -> float | None:
+        if v is not None and v < 0:
+            raise ValueError(f"weight must be ≥ 0, found {v}")
+        return v
+
+
+class SchedulingProfile(ApiModel):
+    name: str
+    plugins: list[ProfilePluginRef] = Field(default_factory=list)
+
+
+class PluginRef(ApiModel):
+    plugin_ref: str
+
+
+class DataLayerSource(ApiModel):
+    plugin_ref: str
+    extractors: list[PluginRef] = Field(default_factory=list)
+
+
+class DataLayerConfig(ApiModel):
+    sources: list[DataLayerSource] = Field(default_factory=list)
+
+
+class PriorityBandConfig(ApiModel):
+    """One flow-control priority band; in `defaultPriorityBand` the priority may be left out."""
+
+    priority: int | None = None
+    max_bytes: int | None = None
+    max_requests: int | None = None
+    fairness_policy_ref: str | None = None
+    ordering_policy_ref: str | None = None
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _bytes(cls, v: Any) -> int | None:
+        return None if v is None else parse_quantity(v)
+
+
+class FlowControlConfig(ApiModel):
+    """Flow-control limits (reference/epp.md §5); unset global limits mean unlimited."""
+
+    max_bytes: int | None = None
+    max_requests: int | None = None
+    default_request_ttl: float | None = Field(
+        default=None, validation_alias=AliasChoices("defaultRequestTTL", "defaultRequestTtl", "default_request_ttl")
+    )
+    default_priority_band: PriorityBandConfig | None = None
+    priority_bands: list[PriorityBandConfig] = Field(default_factory=list)
+    usage_limit_policy_plugin_ref: str | None = None
+
+    @field_validator("max_bytes", mode="before")
+    @classmethod
+    def _bytes(cls, v: Any) -> int | None:
+        return None if v is None else parse_quantity(v)
+
+    @field_validator("default_request_ttl", mode="before")
+    @classmethod
+    def _ttl(cls, v: Any) -> float | None:
+        return None if v is None else parse_duration(v)
+
+    @model_validator(mode="after")
+    def _bands_unique(self) -> FlowControlConfig:
+        seen: set[int] = set()
+        for i, band in enumerate(self.priority_bands):
+            if band.priority is None:
+                raise ValueError(f"priorityBands[{i}].priority is required")
+            if band.priority in seen:
+                raise ValueError(f"priorityBands[{i}]: priority {band.priority} is listed twice")
+            seen.add(band.priority)
+        return self
+
+
+class EndpointPickerConfig(ApiModel):
+    api_version: Literal["inference.networking.x-k8s.io/v1alpha1", "llm-d.ai/v1alpha1"] = (
+        "inference.networking.x-k8s.io/v1alpha1"
+    )
+    kind: Literal["EndpointPickerConfig"] = "EndpointPickerConfig"
+    feature_gates: list[str] = Field(default_factory=list)
+    plugins: list[PluginSpec] = Field(default_factory=list)
+    scheduling_profiles: list[SchedulingProfile] = Field(default_factory=list)
+    saturation_detector: PluginRef | None = None
+    # The Go JSON tag is `dataLayer`; the upstream docs show `data:`. Both are accepted.
+    data_layer: DataLayerConfig | None = Field(
+        default=None, validation_alias=AliasChoices("dataLayer", "data", "data_layer")
+    )
+    flow_control: FlowControlConfig | None = None
+    parser: PluginRef | None = None
+
+    @field_validator("feature_gates")
+    @classmethod
+    def _known_gates(cls, v: list[str]) -> list[str]:
+        for gate in v:
+            if gate not in KNOWN_FEATURE_GATES:
+                raise ValueError(f"unknown feature gate {gate!r}; known gates: {', '.join(KNOWN_FEATURE_GATES)}")
+        return v
+
+    @model_validator(mode="after")
+    def _references(self) -> EndpointPickerConfig:
+        names: set[str] = set()
+        for i, p in enumerate(self.plugins):
+            if p.plugin_name in names:
+                raise ValueError(
+                    f"plugins[{i}]: plugin name {p.plugin_name!r} is used twice; give each instance a unique `name`"
+                )
+            names.add(p.plugin_name)
+        profile_names: set[str] = set()
+        for i, prof in enumerate(self.scheduling_profiles):
+            if prof.name in profile_names:
+                raise ValueError(f"schedulingProfiles[{i}]: profile name {prof.name!r} is used twice")
+            profile_names.add(prof.name)
+            for j, ref in enumerate(prof.plugins):
+                if ref.plugin_ref not in names:
+                    raise ValueError(
+                        f"schedulingProfiles[{i}].plugins[{j}].pluginRef: {ref.plugin_ref!r} names no plugin; "
+                        f"defined plugins: {', '.join(sorted(names)) or '(none)'}"
+                    )
+        refs: list[tuple[str, str]] = []
+        if self.saturation_detector:
+            refs.append(("saturationDetector.pluginRef", self.saturation_detector.plugin_ref))
+        if self.parser:
+            refs.append(("parser.pluginRef", self.parser.plugin_ref))
+        # Built-in names may be referenced without a plugins[] entry (the upstream loader instantiates them).
+        for where, ref in refs:
+            if ref not in names and ref not in _IMPLICIT_PLUGINS:
+                raise ValueError(f"{where}: {ref!r} names no plugin; add `- type: {ref}` to plugins")
+        return self
+
+    def has_gate(self, gate: str) -> bool:
+        return gate in self.feature_gates
+
+    def plugin(self, name: str) -> PluginSpec | None:
+        for p in self.plugins:
+            if p.plugin_name == name:
+                return p
+        return None
+
+
+# Plugins the upstream loader creates on its own when referenced or defaulted.
+_IMPLICIT_PLUGINS = frozenset(
+    {
+        "utilization-detector",
+        "concurrency-detector",
+        "openai-parser",
+        "passthrough-parser",
+        "vllmgrpc-parser",
+        "metrics-data-source",
+        "core-metrics-extractor",
+    }
+)
+
+
+def default_epp_config() -> EndpointPickerConfig:
+    """GIE's built-in configuration (pkg/epp/config/loader/defaults.go): queue 2, KV-cache 2, prefix 3."""
+    return EndpointPickerConfig.model_validate(
+        {
+            "apiVersion": API_VERSIONS[0],
+            "kind": "EndpointPickerConfig",
+            "plugins": [
+                {"type": "queue-scorer"},
+                {"type": "kv-cache-utilization-scorer"},
+                {"type": "prefix-cache-scorer"},
+                {"type": "metrics-data-source"},
+                {"type": "core-metrics-extractor"},
+            ],
+            "schedulingProfiles": [
+                {
+                    "name": "default",
+                    "plugins": [
+                        {"pluginRef": "queue-scorer", "weight": 2},
+                        {"pluginRef": "kv-cache-utilization-scorer", "weight": 2},
+                        {"pluginRef": "prefix-cache-scorer", "weight": 3},
+                    ],
+                }
+            ],
+            "dataLayer": {
+                "sources": [{"pluginRef": "metrics-data-source", "extractors": [{"pluginRef": "core-metrics-extractor"}]}]
+            },
+        }
+    )
+
+
+def normalize_plugin_type(spec: PluginSpec) -> PluginSpec:
+    """Map older type names onto today's (`kv-cache-scorer`, `prefix-cache-scorer` in `cache_tracking` mode, ...)."""
+    params = dict(spec.parameters or {})
+    new_type = RENAMED_PLUGIN_TYPES.get(spec.type, spec.type)
+    if spec.type == "prefix-cache-scorer" and params.get("mode") == "cache_tracking":
+        new_type = "precise-prefix-cache-scorer"
+        params.pop("mode")
+    if new_type == spec.type and params == (spec.parameters or {}):
+        return spec
+    # The instance keeps the name users reference it by (`pluginRef: kv-cache-scorer` keeps working).
+    return PluginSpec(name=spec.plugin_name, type=new_type, parameters=params or None)
+
+
+def apply_system_defaults(cfg: EndpointPickerConfig) -> EndpointPickerConfig:
+    """Return a copy with what the upstream loader fills in after building the plugins (reference/epp.md §1):
+
+    names default to types and older type names are mapped; no profile → `default` holding every filter, scorer and
+    picker; one profile and no handler → `single-profile-handler`; a profile without a picker → `max-score-picker`;
+    scorer weights default to 1.0; saturation detector `utilization-detector`; parser `openai-parser`; data layer
+    `metrics-data-source` + `core-metrics-extractor` unless explicit or `enableLegacyMetrics` is set.
+    """
+    # Imported here: the plugin roles live in the scheduler's registry, which imports this module.
+    from inferplane.epp.scheduling.registry import plugin_role
+
+    plugins = [normalize_plugin_type(p) for p in cfg.plugins]
+    plugins = [p if p.name else PluginSpec(name=p.type, type=p.type, parameters=p.parameters) for p in plugins]
+    roles = {p.plugin_name: plugin_role(p.type) for p in plugins}
+    names = [p.plugin_name for p in plugins]
+
+    def add_plugin(type_name: str) -> str:
+        name = type_name
+        if name in names:
+            if roles.get(name) == plugin_role(type_name):
+                return name
+            suffix = 2
+            while f"{type_name}-{suffix}" in names:
+                suffix += 1
+            name = f"{type_name}-{suffix}"
+        plugins.append(PluginSpec(name=name, type=type_name))
+        names.append(name)
+        roles[name] = plugin_role(type_name)
+        return name
+
+    profiles = [prof.model_copy(deep=True) for prof in cfg.scheduling_profiles]
+    if not profiles:
+        profiles = [
+            SchedulingProfile(
+                name="default",
+                plugins=[
+                    ProfilePluginRef(plugin_ref=n) for n in names if roles[n] in ("filter", "scorer", "picker")
+                ],
+            )
+        ]
+    if not any(role == "profile-handler" for role in roles.values()) and len(profiles) == 1:
+        add_plugin("single-profile-handler")
+    for prof in profiles:
+        if not any(roles.get(r.plugin_ref) == "picker" for r in prof.plugins):
+            prof.plugins.append(ProfilePluginRef(plugin_ref=add_plugin("max-score-picker")))
+        for ref in prof.plugins:
+            if roles.get(ref.plugin_ref) == "scorer" and ref.weight is None:
+                ref.weight = 1.0
+    data_layer = cfg.data_layer
+    if data_layer is None and not cfg.has_gate("enableLegacyMetrics"):
+        data_layer = DataLayerConfig(
+            sources=[
+                DataLayerSource(
+                    plugin_ref="metrics-data-source", extractors=[PluginRef(plugin_ref="core-metrics-extractor")]
+                )
+            ]
+        )
+    return cfg.model_copy(
+        update={
+            "plugins": plugins,
+            "scheduling_profiles": profiles,
+            "saturation_detector": cfg.saturation_detector or PluginRef(plugin_ref="utilization-detector"),
+            "parser": cfg.parser or PluginRef(plugin_ref="openai-parser"),
+            "data_layer": data_layer,
+        }
+    )
