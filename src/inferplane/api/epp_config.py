@@ -233,9 +233,9 @@ class EndpointPickerConfig(ApiModel):
         if self.parser:
             refs.append(("parser.pluginRef", self.parser.plugin_ref))
         # Built-in names may be referenced without a plugins[] entry (the upstream loader instantiates them).
-        for where, ref in refs:
-            if ref not in names and ref not in _IMPLICIT_PLUGINS:
-                raise ValueError(f"{where}: {ref!r} names no plugin; add `- type: {ref}` to plugins")
+        for where, name in refs:
+            if name not in names and name not in _IMPLICIT_PLUGINS:
+                raise ValueError(f"{where}: {name!r} names no plugin; add `- type: {name}` to plugins")
         return self
 
     def has_gate(self, gate: str) -> bool:
@@ -286,7 +286,9 @@ def default_epp_config() -> EndpointPickerConfig:
                 }
             ],
             "dataLayer": {
-                "sources": [{"pluginRef": "metrics-data-source", "extractors": [{"pluginRef": "core-metrics-extractor"}]}]
+                "sources": [
+                    {"pluginRef": "metrics-data-source", "extractors": [{"pluginRef": "core-metrics-extractor"}]}
+                ]
             },
         }
     )
@@ -340,9 +342,7 @@ def apply_system_defaults(cfg: EndpointPickerConfig) -> EndpointPickerConfig:
         profiles = [
             SchedulingProfile(
                 name="default",
-                plugins=[
-                    ProfilePluginRef(plugin_ref=n) for n in names if roles[n] in ("filter", "scorer", "picker")
-                ],
+                plugins=[ProfilePluginRef(plugin_ref=n) for n in names if roles[n] in ("filter", "scorer", "picker")],
             )
         ]
     if not any(role == "profile-handler" for role in roles.values()) and len(profiles) == 1:

@@ -35,17 +35,13 @@ FilterType = Literal[
     "ExtensionRef", "CORS",
 ]  # fmt: skip
 # Filters the local gateway implements; the others load but the translator refuses them.
-SUPPORTED_FILTERS = frozenset(
-    {"RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite"}
-)
+SUPPORTED_FILTERS = frozenset({"RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite"})
 
 
 def parse_duration(value: str) -> float:
     """A GEP-2257 duration (`500ms`, `1h30m`, `0s`) in seconds."""
     if not _DURATION_RE.match(value):
-        raise ValueError(
-            f"invalid duration {value!r}: use 1-4 parts of <digits><h|m|s|ms>, e.g. '500ms' or '1h30m'"
-        )
+        raise ValueError(f"invalid duration {value!r}: use 1-4 parts of <digits><h|m|s|ms>, e.g. '500ms' or '1h30m'")
     return sum(int(n) * _DURATION_UNITS[unit] for n, unit in _DURATION_PART_RE.findall(value))
 
 
@@ -245,9 +241,7 @@ class HTTPPathModifier(ApiModel):
     def _matches_type(self) -> HTTPPathModifier:
         if self.type == "ReplaceFullPath" and (self.replace_full_path is None or self.replace_prefix_match):
             raise ValueError("type ReplaceFullPath needs replaceFullPath (and no replacePrefixMatch)")
-        if self.type == "ReplacePrefixMatch" and (
-            self.replace_prefix_match is None or self.replace_full_path
-        ):
+        if self.type == "ReplacePrefixMatch" and (self.replace_prefix_match is None or self.replace_full_path):
             raise ValueError("type ReplacePrefixMatch needs replacePrefixMatch (and no replaceFullPath)")
         return self
 
@@ -311,9 +305,7 @@ class HTTPRouteFilter(ApiModel):
             if attr == wanted and not present:
                 raise ValueError(f"filter type {self.type} needs its `{alias}` field")
             if attr != wanted and present:
-                raise ValueError(
-                    f"filter type {self.type} must not set `{alias}` (that belongs to type {ftype})"
-                )
+                raise ValueError(f"filter type {self.type} must not set `{alias}` (that belongs to type {ftype})")
         return self
 
 
@@ -379,9 +371,7 @@ class HTTPRouteRule(ApiModel):
         if "RequestRedirect" in types and "URLRewrite" in types:
             raise ValueError("a rule cannot have both RequestRedirect and URLRewrite filters: keep one")
         if "RequestRedirect" in types and self.backend_refs:
-            raise ValueError(
-                "a rule with a RequestRedirect filter must not have backendRefs: remove one of them"
-            )
+            raise ValueError("a rule with a RequestRedirect filter must not have backendRefs: remove one of them")
         for f in self.filters:
             for mod in (f.url_rewrite, f.request_redirect):
                 if mod is not None and mod.path is not None and mod.path.type == "ReplacePrefixMatch":
@@ -416,9 +406,7 @@ class HTTPRouteSpec(ApiModel):
     def _limits(self) -> HTTPRouteSpec:
         total = sum(len(r.matches) for r in self.rules)
         if total > 128:
-            raise ValueError(
-                f"an HTTPRoute may have at most 128 matches over all rules (this one has {total})"
-            )
+            raise ValueError(f"an HTTPRoute may have at most 128 matches over all rules (this one has {total})")
         names = [r.name for r in self.rules if r.name]
         if len(names) != len(set(names)):
             raise ValueError("rule names must be unique within an HTTPRoute")
@@ -539,3 +527,35 @@ class GatewayClass(Resource):
     kind: Literal["GatewayClass"]
     spec: GatewayClassSpec
     status: dict[str, Any] | None = None
+
+
+class ReferenceGrantFrom(ApiModel):
+    group: str
+    kind: str
+    namespace: str
+
+
+class ReferenceGrantTo(ApiModel):
+    group: str
+    kind: str
+    name: str | None = None
+
+
+class ReferenceGrantSpec(ApiModel):
+    from_: list[ReferenceGrantFrom] = Field(alias="from", min_length=1, max_length=16)
+    to: list[ReferenceGrantTo] = Field(min_length=1, max_length=16)
+
+
+class ReferenceGrant(Resource):
+    """Lives in the target namespace and lets objects `from` other namespaces refer to objects `to` in it."""
+
+    api_version: Literal["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]
+    kind: Literal["ReferenceGrant"]
+    spec: ReferenceGrantSpec
+
+    def permits(self, *, from_group: str, from_kind: str, from_namespace: str, to: BackendObjectReference) -> bool:
+        """Whether this grant lets a `from_kind` in `from_namespace` reference `to` (in this grant's namespace)."""
+        to_group = "" if to.group == "core" else to.group
+        return any(
+            f.group == from_group and f.kind == from_kind and f.namespace == from_namespace for f in self.spec.from_
+        ) and any(t.group == to_group and t.kind == to.kind and t.name in (None, to.name) for t in self.spec.to)

@@ -130,21 +130,21 @@ class ChatSession:
     answered (a real client sends the real history, and the server may have cached it)."""
 
     def __init__(
-        self, session_id: str, system: str, user_turns: Sequence[tuple[str, int]], output_tokens: int, model: str | None
-    ):
+        self,
+        session_id: str,
+        system: tuple[str, int],
+        user_turns: Sequence[tuple[str, int]],
+        output_tokens: int,
+        model: str | None,
+    ) -> None:
         self.id = session_id
-        self._history: list[Message] = [Message("system", system)] if system else []
+        self._history: list[Message] = [Message("system", system[0])] if system[0] else []
         self._turns = list(user_turns)  # (text, tokens)
         self._output_tokens = output_tokens
         self._model = model
         self._turn = 0
-        self._history_tokens = 0
-        self._system_tokens = 0
+        self._history_tokens = system[1]
         self.in_flight = False
-
-    def set_system_tokens(self, n: int) -> None:
-        self._system_tokens = n
-        self._history_tokens = n
 
     @property
     def exhausted(self) -> bool:

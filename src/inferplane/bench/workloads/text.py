@@ -2,48 +2,41 @@
 
 Workload lengths are in tokens of inferplane's own tokenizer (`inferplane.tokenizer.get_tokenizer()`, the one the
 simulator and the endpoint picker count and hash with), so "a 2,000-token system prompt" means the same thing to the
-benchmark, the server's `usage.prompt_tokens` and the prefix-cache scorer. When that module is not importable the
-counter falls back to its documented approximation, four characters per token.
+benchmark, the server's `usage.prompt_tokens` and the prefix-cache scorer.
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 from functools import lru_cache
 
+from inferplane.tokenizer import get_tokenizer
+
 # A small English vocabulary: realistic word lengths (about 4-5 characters with the space) without shipping a
 # corpus. Text only needs to tokenise like prose; its meaning is irrelevant to a simulated server.
-_WORDS = (
-    "the of and to in is that it for as with was on be by at this are from or an have not they which one you "
-    "had but all were we there can been has more if will their so what when would about into time some than "
-    "them only other its new also then two may first any like now my such make over our even most after "
-    "well way many must before back through years where much your good should because each those people "
-    "state very work life just world both under never system data model request cache server token prefix "
-    "route gateway pool replica latency batch queue memory block decode prefill answer question context "
-    "policy network cluster service endpoint metric window budget stream engine kernel vector matrix layer"
-).split()
+_VOCABULARY = (
+    "the of and to in is that it for as with was on be by at this are from or an have not they which one "
+    "you had but all were we there can been has more if will their so what when would about into time "
+    "some than them only other its new also then two may first any like now my such make over our even "
+    "most after well way many must before back through years where much your good should because each "
+    "those people state very work life just world both under never system data model request cache "
+    "server token prefix route gateway pool replica latency batch queue memory block decode prefill "
+    "answer question context policy network cluster service endpoint metric window budget stream engine "
+    "kernel vector matrix layer"
+)
+_WORDS = tuple(_VOCABULARY.split())
 
 TokenCounter = Callable[[str], int]
-
-
-def _approximate_count(text: str) -> int:
-    return math.ceil(len(text) / 4) if text else 0
 
 
 @lru_cache(maxsize=1)
 def token_counter() -> TokenCounter:
     """The project's token counter; resolved once because building a tokenizer may load a file."""
-    try:
-        from inferplane.tokenizer import get_tokenizer  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return _approximate_count
     tokenizer = get_tokenizer()
-    for name in ("count", "count_tokens"):
-        fn = getattr(tokenizer, name, None)
-        if callable(fn):
-            return lambda text, _fn=fn: int(_fn(text))
+    count = getattr(tokenizer, "count", None)
+    if callable(count):
+        return lambda text: int(count(text))
     encode = tokenizer.encode
     return lambda text: len(encode(text))
 
@@ -64,7 +57,7 @@ def synth_text(n_tokens: int, rng: random.Random, counter: TokenCounter | None =
     # Over-draw: a word is at least one token in any sane tokenizer, so n_tokens words always suffice.
     words = _words(rng, n_tokens + 8)
     lo, hi = 1, len(words)
-    best = 1
+    best = 0
     while lo <= hi:
         mid = (lo + hi) // 2
         if count(" ".join(words[:mid])) <= n_tokens:
@@ -72,6 +65,11 @@ def synth_text(n_tokens: int, rng: random.Random, counter: TokenCounter | None =
             lo = mid + 1
         else:
             hi = mid - 1
+    if best == 0:  # even one word is over budget: shorten it (a tiny budget, e.g. one token)
+        word = words[0]
+        while len(word) > 1 and count(word) > n_tokens:
+            word = word[:-1]
+        return word
     return " ".join(words[:best])
 
 

@@ -1,0 +1,221 @@
+"""Gateway benchmarks, side by side in one run:
+
+1. Endpoint changes: an EDS file update (what inferplane does) against restarting Envoy with the new endpoints
+   (the alternative to EDS without an xDS server), under steady request load: how long until the new endpoint
+   set serves, and how many requests fail meanwhile.
+2. Body-based routing cost: the same POST through Envoy straight to a backend, and through Envoy + `inferplane bbr`
+   with routing on the model header, at a fixed concurrency.
+
+    .venv/bin/python benchmarks/gateway_endpoints_and_bbr.py [--updates 20] [--requests 2000] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from inferplane.api.gateway_api import Gateway, HTTPRoute  # noqa: E402
+from inferplane.gateway import (  # noqa: E402
+    EnvoyProcess,
+    GatewayPlan,
+    find_envoy_binary,
+    service_cluster_name,
+    write_bootstrap,
+    write_endpoints,
+)
+from inferplane.net import free_port  # noqa: E402
+from tests.integration.bbr.bbr_support import start_bbr  # noqa: E402
+from tests.integration.gateway.harness import echo_backends, gateway_doc, route_doc, send  # noqa: E402
+
+
+def pct(values: list[float], q: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+class Load:
+    """Back-to-back GETs from one thread; counts answers that are not a 200 from a backend."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.ok = 0
+        self.failed = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                ok = send(self.port, timeout=5).status == 200
+            except OSError:
+                ok = False
+            self.ok += ok
+            self.failed += not ok
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+def wait_served_by(port: int, names: set[str], timeout: float = 30.0) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        try:
+            if send(port, timeout=2).backend in names:
+                return time.monotonic() - start
+        except OSError:
+            pass
+    raise TimeoutError(f"not served by {names} after {timeout}s")
+
+
+def endpoint_updates(workdir: Path, backends: dict[str, str], updates: int) -> dict[str, object]:
+    sets = [["a1", "a2"], ["b1", "b2"]]
+    envoy_bin = find_envoy_binary(None)
+    port = free_port()
+
+    def plan(names: list[str]) -> GatewayPlan:
+        return GatewayPlan(
+            gateways=[Gateway.model_validate(gateway_doc())],
+            routes=[HTTPRoute.model_validate(route_doc("r", [{"backendRefs": [{"name": "svc", "port": 80}]}]))],
+            services={"svc": [backends[n] for n in names]},
+            port_map={80: port},
+        )
+
+    results: dict[str, object] = {}
+    # EDS file update
+    config = workdir / "eds"
+    write_bootstrap(config, plan(sets[0]))
+    with EnvoyProcess(envoy_bin, config, concurrency=1) as _, Load(port) as load:
+        times = []
+        for i in range(updates):
+            names = sets[(i + 1) % 2]
+            started = time.monotonic()
+            write_endpoints(config, service_cluster_name("svc"), [backends[n] for n in names])
+            wait_served_by(port, set(names))
+            times.append(time.monotonic() - started)
+    results["eds"] = {
+        "p50_ms": 1000 * statistics.median(times),
+        "max_ms": 1000 * max(times),
+        "ok": load.ok,
+        "failed": load.failed,
+    }
+    # restart Envoy with the new endpoints
+    config = workdir / "restart"
+    write_bootstrap(config, plan(sets[0]))
+    envoy = EnvoyProcess(envoy_bin, config, concurrency=1)
+    envoy.__enter__()
+    times = []
+    try:
+        with Load(port) as load:
+            for i in range(updates):
+                names = sets[(i + 1) % 2]
+                started = time.monotonic()
+                write_bootstrap(config, plan(names))
+                envoy.stop()
+                envoy = EnvoyProcess(envoy_bin, config, concurrency=1)
+                envoy.__enter__()
+                wait_served_by(port, set(names))
+                times.append(time.monotonic() - started)
+    finally:
+        envoy.stop()
+    results["restart"] = {
+        "p50_ms": 1000 * statistics.median(times),
+        "max_ms": 1000 * max(times),
+        "ok": load.ok,
+        "failed": load.failed,
+    }
+    return results
+
+
+def bbr_overhead(workdir: Path, backends: dict[str, str], requests: int, concurrency: int) -> dict[str, object]:
+    proc, bbr_port, _ = start_bbr(workdir)
+    try:
+        port = free_port()
+        rule = {
+            "matches": [{"headers": [{"name": "X-Gateway-Model-Name", "value": "m"}]}],
+            "backendRefs": [{"name": "bbr-svc", "port": 80}],
+        }
+        plain = {"matches": [{"path": {"value": "/direct"}}], "backendRefs": [{"name": "direct-svc", "port": 80}]}
+        plan = GatewayPlan(
+            gateways=[Gateway.model_validate(gateway_doc())],
+            routes=[
+                HTTPRoute.model_validate(route_doc("direct", [plain], gateway="gw")),
+                HTTPRoute.model_validate(route_doc("bbr", [rule], gateway="gw")),
+            ],
+            services={"bbr-svc": [backends["a1"]], "direct-svc": [backends["a1"]]},
+            bbr_address=f"127.0.0.1:{bbr_port}",
+            port_map={80: port},
+        )
+        # two listeners would need two ports: instead one listener where `/direct` bypasses nothing but routing
+        # (BBR runs on every request of a listener that has model-header routes), so compare against a second
+        # Envoy without the model-header route at all.
+        direct_plan = GatewayPlan(
+            gateways=plan.gateways, routes=[plan.routes[0]], services=plan.services, port_map={80: free_port()}
+        )
+        body = json.dumps({"model": "m", "prompt": "hello " * 50, "max_tokens": 16}).encode()
+        out: dict[str, object] = {}
+        with (
+            EnvoyProcess(find_envoy_binary(None), write_bootstrap(workdir / "bbr", plan).parent, concurrency=1) as _,
+            EnvoyProcess(
+                find_envoy_binary(None), write_bootstrap(workdir / "direct", direct_plan).parent, concurrency=1
+            ) as _,
+        ):
+            for name, p, path in (
+                ("envoy", direct_plan.local_port("default/gw", 80), "/direct"),
+                ("envoy+bbr", port, "/v1/completions"),
+            ):
+                for _round in range(2):  # warm-up round, then the measured one
+                    lat: list[float] = []
+
+                    def one(_: int, p: int = p, path: str = path, lat: list[float] = lat) -> int:
+                        t = time.perf_counter()
+                        status = send(
+                            p, method="POST", path=path, body=body, headers={"content-type": "application/json"}
+                        ).status
+                        lat.append(time.perf_counter() - t)
+                        return status
+
+                    started = time.perf_counter()
+                    with ThreadPoolExecutor(concurrency) as pool:
+                        statuses = list(pool.map(one, range(requests)))
+                    elapsed = time.perf_counter() - started
+                assert set(statuses) == {200}, set(statuses)
+                out[name] = {
+                    "req_s": requests / elapsed,
+                    "p50_ms": 1000 * pct(lat, 0.5),
+                    "p99_ms": 1000 * pct(lat, 0.99),
+                }
+        return out
+    finally:
+        proc.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--updates", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with echo_backends(["a1", "a2", "b1", "b2"], work) as backends:
+            updates = endpoint_updates(work, backends, args.updates)
+            bbr = bbr_overhead(work, backends, args.requests, args.concurrency)
+    print(json.dumps({"endpoint_updates": updates, "bbr": bbr}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""`inferplane bbr`: the body-based router, an ext_proc server that copies the body's `model` into
+`X-Gateway-Model-Name` (and the adapter's base model into `X-Gateway-Base-Model-Name`) so HTTPRoutes can match on it.
+
+    inferplane bbr --port 9004 --health-port 9005 --bind 127.0.0.1 --models-file models.yaml
+
+The models file lists `{baseModel, adapters}` entries (the data of upstream BBR's ConfigMaps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from pathlib import Path
+
+from inferplane.bbr.routing import BaseModels
+from inferplane.errors import UsageError
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    a = parser.add_argument
+    a("--port", "--grpc-port", "--grpcPort", dest="port", type=int, default=9004, help="ext_proc gRPC port (9004)")
+    a(
+        "--health-port", "--grpc-health-port", "--grpcHealthPort", dest="health_port", type=int, default=9005,
+        help="gRPC health port (9005); 0 picks a free port",
+    )  # fmt: skip
+    a("--bind", default="0.0.0.0", help="address to listen on (127.0.0.1 for local runs)")
+    a(
+        "--models-file",
+        dest="models_file",
+        type=Path,
+        help="YAML list of {baseModel, adapters} for the base-model header",
+    )
+    a("--streaming", action="store_true", help="accepted for upstream compatibility; the mode Envoy announces is used")
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from inferplane.bbr.server import BbrOptions, BbrServer
+
+    models = BaseModels.load(args.models_file) if args.models_file else BaseModels()
+    server = BbrServer(BbrOptions(port=args.port, health_port=args.health_port, bind=args.bind, models=models))
+    await server.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    waiter = loop.create_task(server.wait())
+    stopper = loop.create_task(stop.wait())
+    await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    await server.stop()
+    waiter.cancel()
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    for flag in ("port", "health_port"):
+        value = getattr(args, flag)
+        if not 0 <= value < 65536:
+            raise UsageError(f"--{flag.replace('_', '-')} {value} is not a port number")
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency except on Windows
+        return asyncio.run(_serve(args))
+    return uvloop.run(_serve(args))

@@ -1,0 +1,82 @@
+"""The body-based router process: the ext_proc gRPC server and a gRPC health server on its own port (upstream BBR
+uses 9004 and 9005)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from inferplane.bbr.extproc import BbrServicer, add_to_server
+from inferplane.bbr.routing import BaseModels
+from inferplane.errors import InferplaneError
+
+log = logging.getLogger(__name__)
+
+EXTPROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
+# BUFFERED mode hands the whole request body to the router in one message; gRPC's 4 MiB default would refuse
+# long prompts long before Envoy's own body limit does.
+MAX_MESSAGE = 64 * 1024 * 1024
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.so_reuseport", 0),
+]
+
+
+@dataclass(frozen=True)
+class BbrOptions:
+    port: int = 9004
+    health_port: int | None = 9005
+    bind: str = "0.0.0.0"
+    models: BaseModels = field(default_factory=BaseModels)
+
+
+class BbrServer:
+    def __init__(self, opts: BbrOptions) -> None:
+        self.opts = opts
+        self.health = health.aio.HealthServicer()
+        self.port = 0
+        self.health_port = 0
+        self._servers: list[grpc.aio.Server] = []
+
+    def _listen(self, server: grpc.aio.Server, port: int) -> int:
+        address = f"{self.opts.bind}:{port}"
+        try:
+            bound = server.add_insecure_port(address)
+        except (RuntimeError, OSError) as exc:
+            raise InferplaneError(f"cannot listen on {address}: {exc}", hint="is another process using it?") from None
+        if bound == 0:
+            raise InferplaneError(f"cannot listen on {address}", hint="is another process using the port?")
+        return int(bound)
+
+    async def start(self) -> None:
+        for name in ("", EXTPROC_SERVICE, "liveness", "readiness"):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        main = grpc.aio.server(options=GRPC_OPTIONS)
+        add_to_server(BbrServicer(self.opts.models), main)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, main)  # Envoy may health-check the ext_proc port
+        self.port = self._listen(main, self.opts.port)
+        self._servers.append(main)
+        if self.opts.health_port is not None:
+            side = grpc.aio.server(options=GRPC_OPTIONS)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, side)
+            self.health_port = self._listen(side, self.opts.health_port)
+            self._servers.append(side)
+        for server in self._servers:
+            await server.start()
+        log.info(
+            "body-based router: ext_proc %s:%d, health %s, %d known models",
+            self.opts.bind, self.port, self.health_port or "-", len(self.opts.models),
+        )  # fmt: skip
+
+    async def wait(self) -> None:
+        await self._servers[0].wait_for_termination()
+
+    async def stop(self, grace: float = 1.0) -> None:
+        for name in ("", EXTPROC_SERVICE, "readiness"):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        for server in self._servers:
+            await server.stop(grace)

@@ -1,0 +1,124 @@
+"""Workload configuration: the same keys as inference-perf's `data:` section, so a user's inference-perf config
+means the same thing here.
+
+    type: shared_prefix            # shared_prefix | multi_turn | random | trace  (hyphens accepted)
+    shared_prefix: {num_groups: 30, num_prompts_per_group: 5, system_prompt_len: 2000, question_len: 300,
+                    output_len: 200}
+    models: {model-a: 0.7, model-b: 0.3}   # optional multi-model mix (share per model)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Distribution(_Strict):
+    """A length distribution. Without `type` it is inference-perf's: a normal around `mean` with `std_dev`,
+    clipped to [min, max]."""
+
+    type: Literal["fixed", "uniform", "normal"] = "normal"
+    value: int | None = Field(default=None, ge=1, description="fixed length")
+    min: int = Field(default=10, ge=1)
+    max: int = Field(default=1024, ge=1)
+    mean: float = 512
+    std_dev: float = Field(default=200, ge=0)
+    total_count: int | None = Field(default=None, ge=1, description="inference-perf: number of prompts")
+
+    @model_validator(mode="after")
+    def _check(self) -> Distribution:
+        if self.type == "fixed" and self.value is None:
+            raise ValueError("a fixed distribution needs `value`")
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        return self
+
+    @classmethod
+    def fixed(cls, value: int) -> Distribution:
+        return cls(type="fixed", value=value, min=1, max=max(value, 1))
+
+
+class SharedPrefixConfig(_Strict):
+    """inference-perf `data.shared_prefix`: `num_groups` system prompts, each followed by
+    `num_prompts_per_group` distinct questions."""
+
+    num_groups: int = Field(default=10, ge=1)
+    num_prompts_per_group: int = Field(default=10, ge=1)
+    system_prompt_len: int = Field(default=100, ge=0)
+    question_len: int = Field(default=50, ge=1)
+    output_len: int = Field(default=50, ge=1)
+    num_unique_system_prompts: int | None = Field(default=None, ge=1, description="alias of num_groups")
+    seed: int | None = None
+
+    @property
+    def groups(self) -> int:
+        return self.num_unique_system_prompts or self.num_groups
+
+
+class RandomConfig(_Strict):
+    input_distribution: Distribution = Field(default_factory=lambda: Distribution.fixed(512))
+    output_distribution: Distribution = Field(default_factory=lambda: Distribution.fixed(128))
+    num_prompts: int | None = Field(default=None, ge=1, description="default: input total_count, else 1000")
+
+    @property
+    def count(self) -> int:
+        return self.num_prompts or self.input_distribution.total_count or 1000
+
+
+class MultiTurnConfig(_Strict):
+    sessions: int = Field(default=8, ge=1, description="sessions in progress at once, interleaved")
+    turns: int = Field(default=5, ge=1, description="user turns per session")
+    system_prompt_len: int = Field(default=200, ge=0)
+    shared_system_prompt: bool = Field(default=False, description="one system prompt for every session")
+    turn_len: int = Field(default=100, ge=1, description="tokens per user turn")
+    output_len: int = Field(default=100, ge=1)
+
+
+class TraceConfig(_Strict):
+    """JSONL, one request per line: timestamp (s), prompt or input_len, output_len, optional model."""
+
+    path: str
+    speedup: float = Field(default=1.0, gt=0, description="replay faster (>1) or slower (<1) than recorded")
+
+
+WorkloadType = Literal["shared_prefix", "multi_turn", "random", "trace"]
+
+
+class WorkloadConfig(_Strict):
+    type: WorkloadType
+    shared_prefix: SharedPrefixConfig | None = None
+    multi_turn: MultiTurnConfig | None = None
+    random: RandomConfig | None = None
+    trace: TraceConfig | None = None
+    models: dict[str, Annotated[float, Field(gt=0)]] | None = Field(
+        default=None, description="multi-model mix: model name → share (normalised)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalise(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {str(k).replace("-", "_"): v for k, v in data.items()}
+            if isinstance(data.get("type"), str):
+                data["type"] = data["type"].replace("-", "_")
+        return data
+
+    @model_validator(mode="after")
+    def _section(self) -> WorkloadConfig:
+        # The section named by `type` gets its defaults when absent, like inference-perf.
+        if getattr(self, self.type) is None:
+            if self.type == "trace":
+                raise ValueError("a trace workload needs `trace: {path: FILE.jsonl}`")
+            defaults = {"shared_prefix": SharedPrefixConfig, "multi_turn": MultiTurnConfig, "random": RandomConfig}
+            setattr(self, self.type, defaults[self.type]())
+        return self
+
+    def section(self) -> BaseModel:
+        value = getattr(self, self.type)
+        assert value is not None  # filled by _section
+        return value

@@ -1,0 +1,94 @@
+"""The body-based router (pattern 2): ConfigMap, Deployment and Service running `inferplane bbr` (ports 9004/9005).
+
+The ConfigMap holds the `--models-file` list of base models and their LoRA adapters, from which the router sets
+`X-Gateway-Base-Model-Name` (upstream BBR reads the same data from ConfigMaps it watches).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import yaml
+
+from inferplane.deploy.common import Manifest, base_labels, meta, obj, selector_labels
+from inferplane.deploy.epp import RESTRICTED_SECURITY_CONTEXT
+from inferplane.deploy.plan import BBR_GRPC_PORT, BBR_HEALTH_PORT
+
+BBR_NAME = "body-based-router"
+COMPONENT = "body-based-router"
+
+
+MODELS_KEY = "models.yaml"
+CONFIG_DIR = "/config"
+
+
+def bbr_args() -> list[str]:
+    return [
+        "bbr", "--grpc-port", str(BBR_GRPC_PORT), "--grpc-health-port", str(BBR_HEALTH_PORT),
+        "--models-file", f"{CONFIG_DIR}/{MODELS_KEY}",
+    ]  # fmt: skip
+
+
+def models_file(models: Sequence[tuple[str, Sequence[str]]]) -> str:
+    entries = [{"baseModel": base, "adapters": list(adapters)} for base, adapters in models]
+    return yaml.safe_dump(entries, sort_keys=False)
+
+
+def render_bbr(namespace: str, image: str, models: Sequence[tuple[str, Sequence[str]]] = ()) -> list[Manifest]:
+    labels = base_labels(BBR_NAME, COMPONENT)
+    selector = selector_labels(BBR_NAME, COMPONENT)
+    models_text = models_file(models)
+    config = obj("v1", "ConfigMap", meta(BBR_NAME, namespace, labels), data={MODELS_KEY: models_text})
+    container = {
+        "name": "bbr",
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": bbr_args(),
+        "ports": [
+            {"name": "grpc", "containerPort": BBR_GRPC_PORT, "protocol": "TCP"},
+            {"name": "grpc-health", "containerPort": BBR_HEALTH_PORT, "protocol": "TCP"},
+        ],
+        "livenessProbe": {
+            "grpc": {"port": BBR_HEALTH_PORT, "service": "liveness"},
+            "initialDelaySeconds": 5,
+            "periodSeconds": 10,
+        },
+        "readinessProbe": {"grpc": {"port": BBR_HEALTH_PORT, "service": "readiness"}, "periodSeconds": 2},
+        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+        "securityContext": RESTRICTED_SECURITY_CONTEXT,
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+    }
+    checksum = hashlib.sha256(models_text.encode()).hexdigest()
+    deployment = obj(
+        "apps/v1",
+        "Deployment",
+        meta(BBR_NAME, namespace, labels),
+        spec={
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {"inferplane.dev/config-checksum": checksum}},
+                "spec": {
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
+                    "containers": [container],
+                    "volumes": [{"name": "config", "configMap": {"name": BBR_NAME}}],
+                },
+            },
+        },
+    )
+    service = obj(
+        "v1",
+        "Service",
+        meta(BBR_NAME, namespace, labels),
+        spec={
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [
+                {"name": "grpc", "port": BBR_GRPC_PORT, "targetPort": BBR_GRPC_PORT, "protocol": "TCP",
+                 "appProtocol": "http2"},
+                {"name": "grpc-health", "port": BBR_HEALTH_PORT, "targetPort": BBR_HEALTH_PORT, "protocol": "TCP"},
+            ],
+        },
+    )  # fmt: skip
+    return [config, deployment, service]

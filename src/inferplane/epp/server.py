@@ -1,0 +1,202 @@
+"""The endpoint-picker process: ext_proc and health gRPC servers, the metrics page, the data layer, wired together.
+
+`EppServer` is usable in-process (tests, benchmarks) and by `inferplane epp` (command.py), which runs it under
+uvloop until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from inferplane.api.epp_config import EndpointPickerConfig
+from inferplane.epp.datalayer.datastore import Datastore
+from inferplane.epp.datalayer.discovery import DiscoverySource
+from inferplane.epp.datalayer.kvevents import KVEventBatch, KVEventSubscriber
+from inferplane.epp.datalayer.scraper import MetricsScraper
+from inferplane.epp.director import Director
+from inferplane.epp.extproc import FULL_DUPLEX, ExtProcServicer, add_to_server
+from inferplane.epp.flowcontrol.rewrite import ModelRewriter
+from inferplane.epp.health import EppHealth
+from inferplane.epp.integration import build_admission, build_scheduler_for, kv_event_sink
+from inferplane.epp.metrics import EppMetrics
+from inferplane.errors import InferplaneError
+
+log = logging.getLogger(__name__)
+
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.so_reuseport", 0),  # a second EPP on the same port must fail, not share it
+    ("grpc.http2.max_pings_without_data", 0),
+]
+
+
+@dataclass
+class EppOptions:
+    pool_name: str
+    discovery: DiscoverySource
+    config: EndpointPickerConfig
+    pool_namespace: str = "default"
+    bind: str = "0.0.0.0"
+    grpc_port: int = 9002
+    grpc_health_port: int = 9003
+    metrics_port: int | None = 9090  # 0 = any free port, None = no metrics page
+    refresh_metrics_interval: float = 0.05
+    scrape_timeout: float = 1.0
+    kv_events_bind: str | None = None
+    kv_events_connect: list[str] = field(default_factory=list)
+    default_body_mode: int = FULL_DUPLEX
+    tls_cert_dir: Path | None = None
+    seed: int | None = None
+    on_extras: Callable[[Any], None] | None = None
+
+
+class EppServer:
+    def __init__(self, opts: EppOptions) -> None:
+        self.opts = opts
+        self.datastore = Datastore(pool_name=opts.pool_name, pool_namespace=opts.pool_namespace)
+        self.metrics = EppMetrics()
+        rng = random.Random(opts.seed)
+        self.scheduler = build_scheduler_for(opts.config, self.metrics, rng)
+        self.admission = build_admission(opts.config, self.datastore, self.metrics, self.scheduler)
+        self.metrics.attach_pool(self.datastore, self.admission.saturation)
+        self.datastore.rewriter = ModelRewriter(rng=rng)
+        self.director = Director(self.datastore, self.scheduler, self.metrics, admit=self.admission.admit, rng=rng)
+        self.servicer = ExtProcServicer(self.director, opts.default_body_mode)
+        self.health = EppHealth()
+        self.scraper = MetricsScraper(
+            self.datastore,
+            interval=opts.refresh_metrics_interval,
+            timeout=opts.scrape_timeout,
+            on_scrape=self._on_scrape,
+        )
+        self.kv_subscriber: KVEventSubscriber | None = None
+        self._sink: Callable[[str, KVEventBatch], None] | None = kv_event_sink(self.scheduler)
+        if opts.kv_events_bind or opts.kv_events_connect:
+            self.kv_subscriber = KVEventSubscriber(
+                self.datastore,
+                self._on_kv_batch,
+                bind=opts.kv_events_bind,
+                connect=opts.kv_events_connect,
+                on_event=lambda kind: self.metrics.kv_events.labels(kind).inc(),
+                on_unmatched=self.metrics.kv_events_unmatched.inc,
+            )
+        self._grpc: grpc.aio.Server | None = None
+        self._health_grpc: grpc.aio.Server | None = None
+        self._web: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.grpc_port = opts.grpc_port
+        self.health_port = opts.grpc_health_port
+        self.metrics_port = opts.metrics_port or 0
+
+    def _on_scrape(self, ep: Any, seconds: float, ok: bool) -> None:
+        self.metrics.scrape_duration.observe(seconds)
+        if not ok:
+            self.metrics.scrape_errors.labels(ep.hostport).inc()
+
+    def _on_kv_batch(self, hostport: str, batch: KVEventBatch) -> None:
+        if self._sink is not None:
+            self._sink(hostport, batch)
+
+    def _add_port(self, server: grpc.aio.Server, port: int) -> int:
+        address = f"{self.opts.bind}:{port}"
+        try:
+            if self.opts.tls_cert_dir is not None:
+                d = self.opts.tls_cert_dir
+                creds = grpc.ssl_server_credentials([((d / "tls.key").read_bytes(), (d / "tls.crt").read_bytes())])
+                bound = server.add_secure_port(address, creds)
+            else:
+                bound = server.add_insecure_port(address)
+        except (RuntimeError, OSError) as exc:
+            raise InferplaneError(f"cannot listen on {address}: {exc}", hint="is another process using it?") from None
+        if bound == 0:
+            raise InferplaneError(f"cannot listen on {address}", hint="is another process using the port?")
+        return bound
+
+    async def start(self) -> None:
+        await self.health.start()
+        self._health_grpc = grpc.aio.server(options=GRPC_OPTIONS)
+        self.health.add_to_server(self._health_grpc)
+        self.health_port = self._add_port(self._health_grpc, self.opts.grpc_health_port)
+        await self._health_grpc.start()
+
+        self._grpc = grpc.aio.server(options=GRPC_OPTIONS)
+        add_to_server(self.servicer, self._grpc)
+        self.health.add_to_server(self._grpc)  # Envoy's cluster health check asks on the ext_proc port too
+        self.grpc_port = self._add_port(self._grpc, self.opts.grpc_port)
+        await self._grpc.start()
+
+        if self.opts.metrics_port is not None:
+            app = web.Application()
+            app.router.add_get("/metrics", self._metrics_page)
+            self._web = web.AppRunner(app, access_log=None)
+            await self._web.setup()
+            site = web.TCPSite(self._web, self.opts.bind, self.opts.metrics_port)
+            try:
+                await site.start()
+            except OSError as exc:
+                raise InferplaneError(
+                    f"cannot serve metrics on {self.opts.bind}:{self.opts.metrics_port}: {exc}"
+                ) from None
+            server = getattr(site, "_server", None)
+            sockets = getattr(server, "sockets", None) or []
+            if sockets:
+                self.metrics_port = int(sockets[0].getsockname()[1])
+
+        await self.scraper.start()
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._discover()))
+        if self.kv_subscriber is not None:
+            self.kv_subscriber.open()
+            self._tasks.append(loop.create_task(self.kv_subscriber.run()))
+        log.info(
+            "endpoint picker for pool %s: ext_proc %s:%d, health %d, metrics %d",
+            self.opts.pool_name,
+            self.opts.bind,
+            self.grpc_port,
+            self.health_port,
+            self.metrics_port,
+        )
+
+    async def _discover(self) -> None:
+        def sink(specs: Any) -> None:
+            self.datastore.set_endpoints(specs)
+            if not self.health.ready:
+                asyncio.get_running_loop().create_task(self.health.set_ready(True))
+
+        await self.opts.discovery.run(sink)
+
+    async def _metrics_page(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def wait_failed(self) -> None:
+        """Returns when a background task (discovery) failed, re-raising its error."""
+        while True:
+            for t in self._tasks:
+                if t.done() and not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+            await asyncio.sleep(0.2)
+
+    async def stop(self, grace: float = 1.0) -> None:
+        await self.health.shutdown()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.scraper.stop()
+        if self._grpc is not None:
+            await self._grpc.stop(grace)
+        if self._health_grpc is not None:
+            await self._health_grpc.stop(0)
+        if self._web is not None:
+            await self._web.cleanup()

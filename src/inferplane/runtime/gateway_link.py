@@ -1,0 +1,90 @@
+"""Writing the files the routers read before they start, and the hook that keeps Envoy's endpoints current.
+
+The gateway package turns Gateway/HTTPRoute/InferencePool into an Envoy bootstrap (`inferplane.gateway`); this
+module only binds it to the processes of a plan: the pickers' addresses, the body-based router, local ports.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from inferplane.runtime.components import Kind
+from inferplane.runtime.endpoints import EnvoySink
+from inferplane.runtime.plan import RuntimeOptions, RuntimePlan
+from inferplane.runtime.resources import RuntimeView, config_yaml
+from inferplane.runtime.state import StateDir, write_atomic
+
+GATEWAY_DIR = "gateway"
+
+
+def _drop_flag(argv: list[str], flag: str) -> list[str]:
+    if flag in argv:
+        i = argv.index(flag)
+        return argv[:i] + argv[i + 2 :]
+    return argv
+
+
+def write_epp_configs(plan: RuntimePlan, view: RuntimeView) -> None:
+    for pool in view.pools:
+        pp = plan.pools[pool.name]
+        epp = plan.component(pp.epp)
+        if pool.epp_config is None:
+            # no EndpointPickerConfig for this pool: the picker runs its upstream defaults
+            epp.argv = _drop_flag(epp.argv, "--config-file")
+            pp.config_file = None
+        else:
+            assert pp.config_file is not None
+            write_atomic(Path(pp.config_file), config_yaml(pool.epp_config))
+
+
+def write_bbr_models(plan: RuntimePlan, view: RuntimeView, state: StateDir) -> None:
+    """The models file of the body-based router (upstream's ConfigMap shape): each base model with its LoRA
+    adapters, so a request for an adapter also gets X-Gateway-Base-Model-Name."""
+    if plan.bbr_address is None:
+        return
+    families: dict[str, list[str]] = {}
+    for s in view.servers:
+        names = s.served_names or [s.model]
+        adapters = families.setdefault(names[0], [])
+        adapters.extend(n for n in [*names[1:], *s.adapters] if n not in adapters)
+    doc = [{"baseModel": base, "adapters": adapters} for base, adapters in families.items()]
+    write_atomic(state.config / "bbr-models.json", json.dumps(doc, indent=2) + "\n")
+
+
+def materialize(
+    plan: RuntimePlan, deployment: Any, view: RuntimeView, state: StateDir, options: RuntimeOptions
+) -> EnvoySink:
+    """Write every component's input files and fill in Envoy's argv; returns the Envoy endpoint updater."""
+    from inferplane.gateway.binary import find_envoy_binary
+    from inferplane.gateway.bootstrap import write_bootstrap
+    from inferplane.gateway.eds import write_endpoints
+    from inferplane.gateway.envoy_config import pool_cluster_name
+    from inferplane.gateway.plan import GatewayPlan, PoolBinding
+    from inferplane.gateway.process import envoy_argv
+
+    write_epp_configs(plan, view)
+    write_bbr_models(plan, view, state)
+    port_map: dict[int | tuple[str, int], int] = {k: v for k, v in plan.port_map.items()}
+    gateway_plan = GatewayPlan(
+        gateways=list(deployment.gateways),
+        routes=list(deployment.http_routes),
+        pools={
+            name: PoolBinding(endpoints=[], epp_address=pp.epp_address, failure_mode=pp.failure_mode)  # type: ignore[arg-type]
+            for name, pp in plan.pools.items()
+        },
+        bbr_address=plan.bbr_address,
+        port_map=port_map,
+        reference_grants=list(getattr(deployment, "reference_grants", ())),
+    )
+    config_dir = state.config / GATEWAY_DIR
+    bootstrap = write_bootstrap(config_dir, gateway_plan, admin_port=plan.admin_port)
+    plan.envoy_config = str(bootstrap)
+    envoy = next(c for c in plan.components if c.kind == Kind.ENVOY)
+    envoy.argv = envoy_argv(find_envoy_binary(options.envoy_bin), bootstrap)
+
+    def update(pool: str, endpoints: list[str]) -> None:
+        write_endpoints(config_dir, pool_cluster_name(pool), endpoints)
+
+    return update

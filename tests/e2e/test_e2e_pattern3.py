@@ -1,0 +1,121 @@
+"""Pattern 3 (three replicas, prefix-cache-aware picker, FailOpen) end to end: prefix affinity, the picker killed,
+a replica killed under load and restarted by the supervisor."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+from tests.e2e.conftest import client, completion
+
+from inferplane.net import wait_until
+from inferplane.runtime import Runtime
+
+PATTERN = "pattern3-caching"
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"
+WORDS = [
+    "alpha",
+    "bravo",
+    "charlie",
+    "delta",
+    "echo",
+    "foxtrot",
+    "golf",
+    "hotel",
+    "india",
+    "juliet",
+    "kilo",
+    "lima",
+    "mike",
+    "november",
+    "oscar",
+]
+
+
+def shared_prefix(group: int, tokens: int = 600) -> str:
+    # distinct per group from the first block on, so prefixes of different groups share no cached block
+    words = [f"{WORDS[(group * 7 + i * 3) % len(WORDS)]}{group}" for i in range(tokens // 2)]
+    return "System: " + " ".join(words) + "\n"
+
+
+def served_by(rt: Runtime, prompt: str) -> str:
+    raw = client(rt).completions.with_raw_response.create(model=MODEL, prompt=prompt, max_tokens=2)
+    return raw.headers["x-inference-pod"]
+
+
+def test_requests_sharing_a_prefix_stick_to_one_replica_while_distinct_prefixes_spread(deployment: Runtime) -> None:
+    homes = {}
+    for group in range(8):
+        prefix = shared_prefix(group)
+        pods = [served_by(deployment, f"{prefix}Question {q}: what is {q} + {group}?") for q in range(5)]
+        # the first request seeds the cache; the rest follow it to the replica that holds the prefix
+        assert len(set(pods[1:])) == 1, (group, pods)
+        assert pods[1] == pods[0], (group, pods)
+        homes[group] = pods[0]
+    assert len(set(homes.values())) >= 2, homes
+
+
+def test_failopen_pool_keeps_serving_while_the_picker_is_down(deployment: Runtime) -> None:
+    epp = "llama-8b-pool-epp"
+    old = deployment.kill(epp)
+    wait_until(lambda: deployment.supervisor.unit(epp).phase.value != "ready", 5, what="picker seen down")
+    pods = Counter()
+    for i in range(6):
+        reply = completion(deployment, MODEL, prompt=f"fail open {i}")
+        assert reply.status == 200, reply.body[:300]
+        pods[reply.headers["x-inference-pod"]] += 1
+    assert deployment.supervisor.unit(epp).restarts == 0, "the picker came back before the requests were sent"
+    assert sum(pods.values()) == 6
+    deployment.wait_ready(epp, timeout=30)
+    assert deployment.pid(epp) != old
+
+
+def test_killing_a_replica_under_load_only_fails_what_it_was_running(deployment: Runtime) -> None:
+    victim = "llm-d-pattern3-decode-1"
+    results: list[tuple[float, int, str]] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + 4.0
+    killed_at: list[float] = []
+
+    def worker(n: int) -> None:
+        i = 0
+        while time.monotonic() < stop and i < 200:
+            started = time.monotonic()
+            reply = completion(deployment, MODEL, prompt=f"load {n} {i} " + shared_prefix(n % 3, 40))
+            with lock:
+                results.append((started, reply.status, reply.headers.get("x-inference-pod", "")))
+            i += 1
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    deployment.kill(victim)
+    killed_at.append(time.monotonic())
+    for t in threads:
+        t.join(30)
+    after = [r for r in results if r[0] > killed_at[0] + 0.05]
+    failed = [r for r in results if r[1] != 200]
+    assert after, "no requests were sent after the kill"
+    # requests that had not reached the dead replica were sent elsewhere; at most the 4 in flight could fail
+    assert all(status == 200 for _, status, _ in after), Counter(s for _, s, _ in after)
+    assert len(failed) <= 4, failed
+    assert all(pod != victim for _, status, pod in after if status == 200)
+    deployment.wait_ready(victim, timeout=60)
+    assert deployment.supervisor.unit(victim).restarts == 1
+    events = [e["message"] for e in deployment.state.events() if e["component"] == victim] if deployment.state else []
+    assert any(m.startswith("back-off") and "exited with status -9" in m for m in events), events
+    # back in the pool: it serves again
+    seen = {completion(deployment, MODEL, prompt=f"after {i}").headers.get("x-inference-pod") for i in range(30)}
+    assert victim in seen or len(seen) >= 2
+
+
+def test_status_shows_live_endpoints(deployment: Runtime) -> None:
+    status = deployment.status()
+    assert status["status"] == "ready"
+    pool = status["pools"][0]
+    assert (pool["name"], pool["failure_mode"], pool["endpoints"]) == ("llama-8b-pool", "FailOpen", 3)
+    served = sum((e["metrics"] or {}).get("requests_served") or 0 for e in status["endpoints"])
+    assert served > 0
+    assert all(e["metrics"] is not None for e in status["endpoints"] if e["ready"])

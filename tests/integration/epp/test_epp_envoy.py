@@ -1,0 +1,246 @@
+"""The endpoint picker behind the real Envoy, in front of real simulator replicas."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from inferplane.net import LOOPBACK, wait_until
+from tests.integration.epp.conftest import Epp, Reply, complete, gateway, start_epp, start_sims
+from tests.support.envoy import Envoy
+from tests.support.procs import Proc
+
+STACK_CONFIG = """
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: queue-scorer
+- type: kv-cache-utilization-scorer
+- type: prefix-cache-scorer
+- type: utilization-detector
+  parameters: {queueDepthThreshold: 1}
+schedulingProfiles:
+- name: default
+  plugins:
+  - {pluginRef: queue-scorer, weight: 2}
+  - {pluginRef: kv-cache-utilization-scorer, weight: 2}
+  - {pluginRef: prefix-cache-scorer, weight: 3}
+saturationDetector: {pluginRef: utilization-detector}
+"""
+
+
+@dataclass
+class Stack:
+    ports: list[int]
+    epp: Epp
+    envoy: Envoy
+
+    def direct(self, i: int) -> str:
+        return f"http://{LOOPBACK}:{self.ports[i]}"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Three replicas that take real time (H100 8B profile, one running request each, so a second one queues),
+    an EPP whose endpoints and objectives come from an endpoints file, and Envoy in the upstream
+    FULL_DUPLEX_STREAMED configuration."""
+    procs: list[Proc] = []
+    envoys: list[Envoy] = []
+    try:
+        ports = start_sims(procs, 3, "--profile", "h100-llama-8b", "--max-num-seqs", "1", "--enable-prefix-caching")
+        eps = tmp_path_factory.mktemp("epp") / "endpoints.json"
+        eps.write_text(
+            json.dumps(
+                {
+                    "endpoints": [f"{LOOPBACK}:{p}" for p in ports],
+                    "objectives": [{"name": "batch", "priority": -1}, {"name": "chat", "priority": 10}],
+                }
+            )
+        )
+        epp = start_epp(procs, "--endpoints-file", str(eps), "--config-text", STACK_CONFIG)
+        envoy = gateway(envoys, [f"{LOOPBACK}:{p}" for p in ports], epp.grpc_port)
+        yield Stack(ports, epp, envoy)
+    finally:
+        for e in envoys:
+            e.stop()
+        for p in reversed(procs):
+            p.stop()
+
+
+def hog(base: str, n: int, max_tokens: int = 60) -> list[threading.Thread]:
+    """n long requests sent straight to one replica (bypassing the gateway) to build its queue."""
+    threads = [
+        threading.Thread(
+            target=complete, args=(base, f"hog {time.monotonic()} {i} " * 10), kwargs={"max_tokens": max_tokens, "ignore_eos": True}
+        )
+        for i in range(n)
+    ]
+    for t in threads:
+        t.start()
+    return threads
+
+
+def idle(stack: Stack) -> None:
+    wait_until(
+        lambda: (
+            stack.epp.metric("inference_pool_average_queue_size") == 0
+            and stack.epp.metric("inference_pool_average_running_requests") == 0
+        ),
+        30,
+        what="replicas idle",
+    )
+
+
+def test_shared_prefix_sticks_to_one_replica_and_hits_its_cache(stack: Stack) -> None:
+    idle(stack)
+    system = "You are a helpful assistant who answers questions about the history of computing. " * 30
+    replies = [complete(stack.envoy.url, f"{system} Question {i}: who built machine number {i}?") for i in range(6)]
+    assert [r.status for r in replies] == [200] * 6
+    served = {r.port for r in replies}
+    assert len(served) == 1, f"requests sharing a prefix spread over {served}"
+    cached = [r.cached_tokens for r in replies]
+    assert all(c >= 400 for c in cached[1:]), cached  # the ~600-token shared prefix, in 16-token blocks
+    # the picker's response phase saw the usage: cached-token histogram on the EPP has the same total
+    assert stack.epp.metric("inference_objective_prompt_cached_tokens_sum") >= sum(cached)
+    assert all(r.headers.get("x-went-into-resp-headers") == "true" for r in replies)
+
+
+def test_replica_with_a_deep_queue_is_avoided(stack: Stack) -> None:
+    idle(stack)
+    threads = hog(stack.direct(0), 5)
+    try:
+        wait_until(
+            lambda: stack.epp.metric("inference_pool_per_pod_queue_size") >= 3, 20, what="EPP sees the deep queue"
+        )
+        picks = [complete(stack.envoy.url, f"an unrelated question number {i} " * 8).port for i in range(5)]
+        assert stack.ports[0] not in picks, picks
+    finally:
+        for t in threads:
+            t.join(60)
+
+
+def test_sheddable_request_gets_429_under_saturation_while_priority_zero_is_served(stack: Stack) -> None:
+    idle(stack)
+    threads = [t for i in range(3) for t in hog(stack.direct(i), 2, max_tokens=150)]
+    try:
+        # queueDepthThreshold 1: one waiting request on every replica saturates the pool
+        wait_until(
+            lambda: stack.epp.metric("inference_pool_average_queue_size") >= 1, 20, what="every replica queueing"
+        )
+        shed = complete(stack.envoy.url, "please summarise this document", x_gateway_inference_objective="batch")
+        assert shed.status == 429, shed
+        err = shed.body["error"]
+        assert "sheddable request dropped" in err["message"]
+        assert err["code"] == 429
+        served = complete(stack.envoy.url, "please answer this now")
+        assert served.status == 200
+        assert served.port in stack.ports
+        assert stack.epp.metric("inference_objective_request_error_total", error_code="ResourceExhausted") >= 1
+    finally:
+        for t in threads:
+            t.join(60)
+    idle(stack)
+    after = complete(stack.envoy.url, "batch job once idle", x_gateway_inference_objective="batch")
+    assert after.status == 200
+
+
+def test_killed_replica_stops_receiving_traffic_and_no_unstarted_request_is_lost(
+    procs: list[Proc], envoys: list[Envoy]
+) -> None:
+    ports = start_sims(procs, 3, "--zero-latency")
+    sims = procs[:3]
+    epp = start_epp(procs, "--endpoints", ",".join(f"{LOOPBACK}:{p}" for p in ports), "--config-text", ZERO_CONFIG)
+    envoy = gateway(envoys, [f"{LOOPBACK}:{p}" for p in ports], epp.grpc_port)
+    victim = ports[2]
+    records: list[tuple[float, float, Reply]] = []
+    lock = threading.Lock()
+    kill_at: list[float] = []
+    stop = time.monotonic() + 4.0
+
+    def client(k: int) -> None:
+        i = 0
+        while time.monotonic() < stop and i < 2000:
+            t0 = time.monotonic()
+            r = complete(envoy.url, f"client {k} request {i} " * 4, timeout=10)
+            with lock:
+                records.append((t0, time.monotonic(), r))
+            i += 1
+
+    with ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(client, k) for k in range(4)]
+        time.sleep(1.5)
+        assert any(r.port == victim for _, _, r in records), "the victim served before it was killed"
+        kill_at.append(time.monotonic())
+        sims[2].signal(9)
+        # two scrape intervals (2 × 50 ms) later the picker must have stopped choosing it
+        time.sleep(0.1)
+        attempts = epp.metric("inference_extension_scheduler_attempts_total", status="success", port=str(victim))
+        for f in futures:
+            f.result()
+    killed = kill_at[0]
+    assert epp.metric("inference_extension_scheduler_attempts_total", status="success", port=str(victim)) == attempts
+    after = [r for t0, _, r in records if t0 > killed]
+    assert len(after) > 20
+    assert all(r.status == 200 for r in after), [r.status for r in after if r.status != 200]
+    assert all(r.port != victim for r in after)
+    lost = [(t0, t1) for t0, t1, r in records if r.status != 200]
+    assert all(t0 <= killed <= t1 for t0, t1 in lost), "only requests already running on the victim may fail"
+    wait_until(lambda: epp.metric("inference_objective_running_requests") == 0, 10, what="in-flight back to 0")
+
+
+ZERO_CONFIG = """
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins: [{type: queue-scorer}, {type: kv-cache-utilization-scorer}]
+schedulingProfiles:
+- name: default
+  plugins: [{pluginRef: queue-scorer}, {pluginRef: kv-cache-utilization-scorer}]
+"""
+
+BUFFERED = {
+    "request_body_mode": "BUFFERED",
+    "response_header_mode": "SKIP",
+    "response_body_mode": "NONE",
+    "request_trailer_mode": "SKIP",
+    "response_trailer_mode": "SKIP",
+}
+
+
+def test_fail_close_gives_503_and_fail_open_still_serves(procs: list[Proc], envoys: list[Envoy]) -> None:
+    ports = start_sims(procs, 2, "--zero-latency")
+    endpoints = [f"{LOOPBACK}:{p}" for p in ports]
+    epp = start_epp(procs, "--endpoints", ",".join(endpoints))
+    fail_close = gateway(envoys, endpoints, epp.grpc_port)
+    # Envoy ≥ 1.35 refuses failure_mode_allow with FULL_DUPLEX_STREAMED (extproc.md §5): FailOpen runs buffered
+    fail_open = gateway(envoys, endpoints, epp.grpc_port, failure_mode_allow=True, **BUFFERED)
+    for gw in (fail_close, fail_open):
+        r = complete(gw.url, "hello while the picker runs")
+        assert r.status == 200
+        assert r.port in ports
+    epp.proc.stop()
+    closed = complete(fail_close.url, "hello without a picker")
+    assert closed.status == 503
+    opened = [complete(fail_open.url, f"hello without a picker {i}") for i in range(4)]
+    assert all(r.status == 200 for r in opened)
+    assert {r.port for r in opened} == set(ports)  # the fallback round robin spreads them
+
+
+def test_body_mode_buffered_with_response_phases_skipped_serves_and_releases(
+    procs: list[Proc], envoys: list[Envoy], tmp_path: Path
+) -> None:
+    ports = start_sims(procs, 2, "--zero-latency")
+    endpoints = [f"{LOOPBACK}:{p}" for p in ports]
+    epp = start_epp(procs, "--endpoints", ",".join(endpoints))
+    gw = gateway(envoys, endpoints, epp.grpc_port, **BUFFERED)
+    replies = [complete(gw.url, f"buffered {i} " * 20, x_gateway_model_name_rewrite="m") for i in range(5)]
+    assert all(r.status == 200 for r in replies)
+    # with response phases skipped, the request ends for the EPP when Envoy closes the ext_proc stream
+    wait_until(lambda: epp.metric("inference_objective_running_requests") == 0, 10, what="in-flight released")
+    assert epp.metric("inference_objective_request_total") == 5
