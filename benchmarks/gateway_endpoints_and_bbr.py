@@ -23,8 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from inferplane.api.gateway_api import Gateway, HTTPRoute  # noqa: E402
-from inferplane.gateway import (  # noqa: E402
+from tests.integration.bbr.bbr_support import start_bbr
+from tests.integration.gateway.harness import echo_backends, gateway_doc, route_doc, send
+
+from inferplane.api.gateway_api import Gateway, HTTPRoute
+from inferplane.gateway import (
     EnvoyProcess,
     GatewayPlan,
     find_envoy_binary,
@@ -32,9 +35,7 @@ from inferplane.gateway import (  # noqa: E402
     write_bootstrap,
     write_endpoints,
 )
-from inferplane.net import free_port  # noqa: E402
-from tests.integration.bbr.bbr_support import start_bbr  # noqa: E402
-from tests.integration.gateway.harness import echo_backends, gateway_doc, route_doc, send  # noqa: E402
+from inferplane.net import free_port
 
 
 def pct(values: list[float], q: float) -> float:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.e2e.conftest import DEPLOYMENTS, pids_alive, post
+from tests.e2e.helpers import DEPLOYMENTS, pids_alive, post
 
 from inferplane.net import wait_until
 from inferplane.runtime.state import StateDir

@@ -8,7 +8,7 @@ import time
 
 import openai
 import pytest
-from tests.e2e.conftest import assert_openai_error, client, completion, post
+from tests.e2e.helpers import assert_openai_error, client, completion, post
 
 from inferplane.net import wait_until
 from inferplane.runtime import Runtime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import assert_openai_error, client, completion
+from tests.e2e.helpers import assert_openai_error, client, completion
 
 from inferplane.runtime import Runtime
 
@@ -48,7 +48,7 @@ def test_a_spoofed_model_header_is_overwritten(deployment: Runtime) -> None:
 
 
 def test_bad_bodies_are_refused_by_the_router(deployment: Runtime) -> None:
-    from tests.e2e.conftest import post
+    from tests.e2e.helpers import post
 
     url = deployment.base_url + "/v1/completions"
     assert_openai_error(post(url, b"{not json"), 400)

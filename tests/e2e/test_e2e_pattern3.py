@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 
-from tests.e2e.conftest import client, completion
+from tests.e2e.helpers import client, completion
 
 from inferplane.net import wait_until
 from inferplane.runtime import Runtime

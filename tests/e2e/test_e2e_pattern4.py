@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.conftest import client, completion
+from tests.e2e.helpers import client, completion
 
 from inferplane.net import wait_until
 from inferplane.runtime import Runtime

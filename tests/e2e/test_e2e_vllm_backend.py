@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.e2e.conftest import SUPERVISION, client, env_with_fake_vllm
+from tests.e2e.helpers import SUPERVISION, client, env_with_fake_vllm
 
 from inferplane.errors import InferplaneError
 from inferplane.runtime import Runtime

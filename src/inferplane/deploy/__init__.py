@@ -1,1 +1,10 @@
+"""Kubernetes rendering: `inferplane render` turns a deployment directory into ordered, validated manifests.
 
+source.py      Deployment (inferplane.api) + options → RenderPlan (plan.py), accelerator variants, --backend sim
+render.py      RenderPlan → ordered manifests, YAML stream or one file per object
+modelserver.py / epp.py / bbr.py / routing.py / monitoring.py / providers.py   one object family each
+validate.py    Kubernetes schemas (kubernetes-validate), CRDs from ../shared/schemas (crd.py), hand schemas
+crosscheck.py  selectors ↔ pod labels, targetPorts ↔ container ports, EPP Service ↔ endpointPickerRef
+golden.py      `python -m inferplane.deploy.golden tests/data/golden` (make golden)
+command.py     the CLI sub-command
+"""

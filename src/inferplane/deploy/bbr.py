@@ -57,7 +57,10 @@ def render_bbr(namespace: str, image: str, models: Sequence[tuple[str, Sequence[
         "readinessProbe": {"grpc": {"port": BBR_HEALTH_PORT, "service": "readiness"}, "periodSeconds": 2},
         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
         "securityContext": RESTRICTED_SECURITY_CONTEXT,
-        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
     }
     checksum = hashlib.sha256(models_text.encode()).hexdigest()
     deployment = obj(
@@ -72,7 +75,7 @@ def render_bbr(namespace: str, image: str, models: Sequence[tuple[str, Sequence[
                 "spec": {
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
                     "containers": [container],
-                    "volumes": [{"name": "config", "configMap": {"name": BBR_NAME}}],
+                    "volumes": [{"name": "config", "configMap": {"name": BBR_NAME}}, {"name": "tmp", "emptyDir": {}}],
                 },
             },
         },

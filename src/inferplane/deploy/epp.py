@@ -122,7 +122,11 @@ def render_epp(pool: PoolPlan, namespace: str, image: str) -> list[Manifest]:
         },
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
         "securityContext": RESTRICTED_SECURITY_CONTEXT,
-        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        # The root filesystem is read-only; /tmp is the one writable place (Python and grpc may need scratch).
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
     }
     deployment = obj(
         "apps/v1",
@@ -138,7 +142,7 @@ def render_epp(pool: PoolPlan, namespace: str, image: str) -> list[Manifest]:
                     "terminationGracePeriodSeconds": 130,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
                     "containers": [container],
-                    "volumes": [{"name": "config", "configMap": {"name": name}}],
+                    "volumes": [{"name": "config", "configMap": {"name": name}}, {"name": "tmp", "emptyDir": {}}],
                 },
             },
         },

@@ -192,7 +192,7 @@ def data_parallel_script(ms: ModelServerPlan) -> str:
 
 def render_leader_worker_set(ms: ModelServerPlan, namespace: str, target: Target) -> Manifest:
     labels = pod_labels(ms)
-    template: dict[str, Any] = {"size": ms.group_size, "restartPolicy": "RecreateGroupOnPodRestart"}
+    template: dict[str, Any] = {"size": ms.group_size, "restartPolicy": ms.restart_policy}
     if ms.multinode_style == "ray":
         leader_script, worker_script = ray_scripts(ms)
         leader = _container(ms, "vllm-leader", ["/bin/sh", "-c"], [leader_script], serves=True)
@@ -208,7 +208,7 @@ def render_leader_worker_set(ms: ModelServerPlan, namespace: str, target: Target
         "leaderworkerset.x-k8s.io/v1",
         "LeaderWorkerSet",
         meta(ms.name, namespace, labels),
-        spec={"replicas": ms.replicas, "startupPolicy": "LeaderCreated", "leaderWorkerTemplate": template},
+        spec={"replicas": ms.replicas, "startupPolicy": ms.startup_policy, "leaderWorkerTemplate": template},
     )
 
 

@@ -84,6 +84,9 @@ class ModelServerPlan:
     multinode_style: Literal["ray", "data-parallel"] = "ray"
     data_parallel_size_local: int = 1
     container_name: str = "vllm"
+    # LeaderWorkerSet group semantics, kept from the user's LWS when there is one (schemas/lws/NOTES.md).
+    restart_policy: str = "RecreateGroupOnPodRestart"
+    startup_policy: str = "LeaderCreated"
     # Labels of LWS worker pods (ray style: workers serve no HTTP, so they must not match the pool selector).
     worker_labels: dict[str, str] | None = None
 

@@ -127,6 +127,14 @@ def sim_server_plan(ms: ModelService, options: RenderOptions) -> ModelServerPlan
 def model_server_plan(ms: ModelService, deployment: Deployment, options: RenderOptions) -> ModelServerPlan:
     if options.backend == "sim":
         return sim_server_plan(ms, options)
+    if ms.proxy_target_port is not None:
+        # The llm-d routing sidecar (prefill/decode disaggregation) is not rendered; a pod without it would leave
+        # vLLM on the sidecar's target port and the pool's port unserved (llm-d-modelservice #150).
+        raise UsageError(
+            f"model service {ms.name!r} sits behind the llm-d routing sidecar (port {ms.port} → vLLM "
+            f"{ms.proxy_target_port}), which inferplane render does not produce",
+            hint="set routing.proxy.enabled: false in its values, or render it with --backend sim",
+        )
     accelerator = ms.accelerator
     if options.accelerator and accelerator != "cpu" and accelerator != options.accelerator:
         raise UsageError(
@@ -160,6 +168,9 @@ def model_server_plan(ms: ModelService, deployment: Deployment, options: RenderO
         return ModelServerPlan(**common, command=tuple(ms.command), args=tuple(ms.args))
     data_parallel = ms.vllm.data_parallel_size > 1 or ms.vllm.data_parallel_size_local is not None
     worker_labels = dict(lws.worker_template.metadata.labels) if lws is not None else None
+    if lws is not None:
+        common["restart_policy"] = lws.spec.leader_worker_template.restart_policy
+        common["startup_policy"] = lws.spec.startup_policy
     return ModelServerPlan(
         **common,
         served_names=tuple(ms.served_model_names) if ms.vllm.served_model_name else (),

@@ -290,7 +290,9 @@ class _Builder:
         vhosts = self.virtual_hosts(listeners, attachments)
         self._scope_pickers(vhosts)
         filters: list[dict[str, Any]] = []
+        untrusted = list(DESTINATION_HEADERS)
         if _needs_bbr(attachments):
+            untrusted += MODEL_HEADERS
             if self.plan.bbr_address is None:
                 raise ConfigError(
                     f"routes on port {port} match on the X-Gateway-Model-Name header, but no body-based router runs",
@@ -325,13 +327,13 @@ class _Builder:
             normalize_path=True,
             merge_slashes=True,
             use_remote_address=True,
-            # the picker's answer is trusted only when the picker gave it: drop client-sent copies before any filter
+            # the pickers' and the router's headers count only when they wrote them: drop client-sent copies first
             early_header_mutation_extensions=[
                 {
                     "name": "envoy.http.early_header_mutation.header_mutation",
                     "typed_config": _any(
                         "envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
-                        mutations=[{"remove": h} for h in DESTINATION_HEADERS],
+                        mutations=[{"remove": h} for h in untrusted],
                     ),
                 }
             ],

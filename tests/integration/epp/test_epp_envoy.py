@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
-from inferplane.net import LOOPBACK, wait_until
 from tests.integration.epp.conftest import Epp, Reply, complete, gateway, start_epp, start_sims
 from tests.support.envoy import Envoy
 from tests.support.procs import Proc
+
+from inferplane.net import LOOPBACK, wait_until
 
 STACK_CONFIG = """
 apiVersion: inference.networking.x-k8s.io/v1alpha1
@@ -78,7 +78,9 @@ def hog(base: str, n: int, max_tokens: int = 60) -> list[threading.Thread]:
     """n long requests sent straight to one replica (bypassing the gateway) to build its queue."""
     threads = [
         threading.Thread(
-            target=complete, args=(base, f"hog {time.monotonic()} {i} " * 10), kwargs={"max_tokens": max_tokens, "ignore_eos": True}
+            target=complete,
+            args=(base, f"hog {time.monotonic()} {i} " * 10),
+            kwargs={"max_tokens": max_tokens, "ignore_eos": True},
         )
         for i in range(n)
     ]

@@ -63,6 +63,7 @@ def send(
 def echo_backends(names: Sequence[str], workdir: Path, timeout: float = 20.0) -> Iterator[dict[str, str]]:
     """One echo process serving each name on its own free port; yields name → `127.0.0.1:port`."""
     ports_file = workdir / "echo-ports.json"
+    ports_file.unlink(missing_ok=True)  # a stale file would be taken for this process's answer
     proc = Proc([sys.executable, str(ECHO_SCRIPT), "--names", ",".join(names), "--ports-file", str(ports_file)])
     try:
         proc.wait_ready(ports_file.exists, timeout=timeout, what="echo backends")

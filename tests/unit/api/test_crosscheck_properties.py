@@ -106,7 +106,7 @@ def check_invariants(dep: Deployment) -> None:
                     assert h.value in served
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(deployments())
 def test_loaded_deployments_satisfy_the_checks(spec: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as tmp:

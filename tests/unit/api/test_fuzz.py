@@ -57,7 +57,7 @@ def _load_text(text: str) -> None:
         assert all(d.line >= 1 and d.column >= 1 for d in error.diagnostics)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=400))
 def test_arbitrary_text(text: str) -> None:
     try:
@@ -67,13 +67,13 @@ def test_arbitrary_text(text: str) -> None:
     _load_text(text)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(nested)
 def test_arbitrary_nested_data(data: Any) -> None:
     _load_text(yaml.safe_dump(data))
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(objects | st.dictionaries(st.sampled_from(KEYS), nested, max_size=4), min_size=1, max_size=4))
 def test_arbitrary_objects_of_known_kinds(docs: list[Any]) -> None:
     _load_text(yaml.safe_dump_all(docs))

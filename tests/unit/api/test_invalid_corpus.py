@@ -54,3 +54,17 @@ def test_all_files_of_a_directory_are_reported_together() -> None:
         load_deployment(CORPUS / "xc-errors-across-files")
     files = {Path(d.file).name for d in info.value.errors}
     assert files == {"pool.yaml", "route.yaml", "ms.yaml"}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_cli_prints_each_error_and_exits_1(case: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command's own code path (in-process; tests/integration runs the real subprocess)."""
+    from inferplane.cli import main
+
+    assert main(["validate", str(CORPUS / case)]) == 1
+    out = capsys.readouterr().out
+    for item in CASES[case]:
+        file, line, column, path, message, _ = _expected(case, item)
+        head = f"{file}:{line}:{column}: error: " + (f"{path}: " if path else "")
+        assert head + message in out
+    assert out.rstrip().splitlines()[-1].startswith(f"{CORPUS / case}: {len(CASES[case])} error")

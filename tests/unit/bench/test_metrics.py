@@ -145,3 +145,24 @@ def test_record_json_round_trip() -> None:
     assert back.itl == pytest.approx(r.itl, abs=1e-6)
     assert back.ttft == pytest.approx(r.ttft, abs=1e-6)
     assert (back.cached_tokens, back.output_tokens, back.replica) == (40, 10, "a")
+
+
+@given(
+    value=st.floats(min_value=0, max_value=1e5, allow_nan=False).map(lambda v: round(v, 3)),
+    unit=st.sampled_from(["us", "ms", "s", "m", ""]),
+)
+def test_parse_duration_round_trip(value: float, unit: str) -> None:
+    scale = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "": 1.0}[unit]
+    assert parse_duration(f"{value}{unit}") == pytest.approx(value * scale)
+
+
+@given(st.text(max_size=40))
+def test_slo_parser_accepts_or_explains(text: str) -> None:
+    message = ""
+    slo = None
+    try:
+        slo = Slo.parse(text)
+    except UsageError as exc:
+        message = str(exc)
+    assert message or slo is None or isinstance(slo, Slo)
+    assert not message or "ttft" in message or "duration" in message

@@ -254,3 +254,18 @@ def test_bad_workloads_get_a_clear_message(value: str, message: str) -> None:
 def test_inline_item_without_equals_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="not KEY=VALUE"):
         load_workload_spec("random:num_prompts")
+
+
+@given(st.text(max_size=60))
+@settings(max_examples=150, deadline=None)
+def test_workload_spec_parser_never_crashes(text: str) -> None:
+    """Any --workload text is a workload or one of inferplane's own errors, never a traceback."""
+    if Path(text.split(":")[0]).exists():  # an existing path would be read as a file
+        return
+    message, kind = "", ""
+    try:
+        kind = load_workload_spec(text).workload.type
+    except (ConfigError, UsageError) as exc:
+        message = str(exc)
+    assert bool(message) != bool(kind)
+    assert not kind or kind in ("shared_prefix", "multi_turn", "random", "trace")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -87,3 +89,13 @@ def test_pattern2_plan_needs_the_body_based_router() -> None:
     assert plan.needs_bbr
     assert [p.name for p in plan.pools] == ["gemma-2b-pool", "llama-8b-pool"]
     assert all("EndpointPickerConfig" in p.epp_config for p in plan.pools)
+
+
+def test_user_lws_group_semantics_are_kept(tmp_path) -> None:
+    root = tmp_path / "p4"
+    shutil.copytree(DEPLOYMENTS / "pattern4-moe", root)
+    lws = root / "manifests" / "pattern4-poc-lws.yaml"
+    text = lws.read_text().replace("startupPolicy: LeaderCreated", "startupPolicy: LeaderReady")
+    lws.write_text(text.replace("restartPolicy: RecreateGroupOnPodRestart", "restartPolicy: RecreateGroupAfterStart"))
+    (ms,) = build_plan(load_for_render(root, None), RenderOptions("gke", "img"), "p4").model_servers
+    assert (ms.startup_policy, ms.restart_policy) == ("LeaderReady", "RecreateGroupAfterStart")

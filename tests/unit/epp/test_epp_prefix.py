@@ -84,11 +84,22 @@ def test_index_lru_capacity_and_consistency(seqs: list[list[int]], cap: int) -> 
     for pod in pods:
         assert idx.pod_size(pod) <= cap
     # hash → pods is exactly the inverse of the per-pod LRUs.
-    inverse: dict[int, set[str]] = {}
+    inverse_sets: dict[int, set[str]] = {}
     for pod in idx.pods():
         for h in idx.pod_hashes(pod):
-            inverse.setdefault(h, set()).add(pod)
+            inverse_sets.setdefault(h, set()).add(pod)
+    inverse = {h: frozenset(v) for h, v in inverse_sets.items()}
     assert inverse == idx.hash_to_pods
+    # Endpoint sets are shared: one object per distinct content, reference counts exact.
+    shared: dict[frozenset[str], int] = {}
+    for pods_of_hash in idx.hash_to_pods.values():
+        assert pods_of_hash is idx._sets[pods_of_hash][0]
+        shared[pods_of_hash] = shared.get(pods_of_hash, 0) + 1
+    assert {k: v[1] for k, v in idx._sets.items()} == shared
+    if len(seqs) > 1:
+        idx.remove_pod(pods[0])
+        assert all(pods[0] not in v for v in idx.hash_to_pods.values())
+        assert all(v[1] > 0 for v in idx._sets.values())
     # Same contents, in the same order, as a one-hash-at-a-time LRU.
     model: dict[str, OrderedDict[int, None]] = {p: OrderedDict() for p in pods}
     for i, seq in enumerate(seqs):

@@ -1,0 +1,205 @@
+"""Endpoint picker through the real Envoy: requests/s at 32 concurrent and added p50 latency at concurrency 1,
+`inferplane epp` (default scheduling profile) side by side with a bare grpc.aio ext_proc server
+(benchmarks/epp_bare_extproc.py) in the same body mode, against zero-latency simulator replicas.
+
+    .venv/bin/python benchmarks/epp_envoy_bench.py [--duration 5] [--rounds 2]
+
+Load comes from `wrk` (C, apt package `wrk`) with a Lua script that sends ~200-byte non-streaming completions,
+each with a distinct prompt, so the load generator is not the bottleneck. CPU seconds per request of every
+process are read from /proc to say where the time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from inferplane.net import LOOPBACK, free_ports, http_status, port_open  # noqa: E402
+from tests.support.envoy import Envoy, start_envoy  # noqa: E402
+from tests.support.procs import INFERPLANE, Proc  # noqa: E402
+
+LUA = r"""
+counter = 0
+request = function()
+  counter = counter + 1
+  local body = string.format('{"model":"m","prompt":"benchmark request %d from thread %s: tell me a short fact about the sea","max_tokens":1}', counter, tostring(wrk.thread))
+  return wrk.format("POST", "/v1/completions", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+BODYLESS_CONFIG = """
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins: [{type: queue-scorer}, {type: kv-cache-utilization-scorer}]
+schedulingProfiles:
+- name: default
+  plugins: [{pluginRef: queue-scorer, weight: 2}, {pluginRef: kv-cache-utilization-scorer, weight: 2}]
+"""
+
+MODES = {
+    "full-duplex (upstream config)": {},
+    "buffered, response phases skipped": {
+        "request_body_mode": "BUFFERED",
+        "response_header_mode": "SKIP",
+        "response_body_mode": "NONE",
+        "request_trailer_mode": "SKIP",
+        "response_trailer_mode": "SKIP",
+    },
+    "headers-only": {
+        "request_body_mode": "NONE",
+        "response_header_mode": "SKIP",
+        "response_body_mode": "NONE",
+        "request_trailer_mode": "SKIP",
+        "response_trailer_mode": "SKIP",
+    },
+}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu(pid: int) -> float:
+    """CPU of a process and its children still running (Envoy and the simulators are single processes)."""
+    return cpu_seconds(pid)
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    errors: int
+    cpu_us: dict[str, float] = field(default_factory=dict)
+
+
+def wrk(url: str, script: str, conns: int, threads: int, duration: float) -> tuple[float, float, int]:
+    out = subprocess.run(
+        ["wrk", f"-c{conns}", f"-t{threads}", f"-d{max(1, round(duration))}s", "--latency", "-s", script, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    m = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
+    assert m, out
+    p50 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errs = re.search(r"Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0)
+    return rps, p50, errors
+
+
+def measure(envoy: Envoy, script: str, duration: float, watch: dict[str, int]) -> Run:
+    wrk(envoy.url, script, 8, 1, 1.0)  # warm connections and caches
+    before = {k: group_cpu(pid) for k, pid in watch.items()}
+    rps, _, errors = wrk(envoy.url, script, 32, 2, duration)
+    after = {k: group_cpu(pid) for k, pid in watch.items()}
+    total = rps * duration
+    cpu_us = {k: (after[k] - before[k]) / total * 1e6 for k in watch}
+    _, p50, errors1 = wrk(envoy.url, script, 1, 1, min(duration, 3.0))
+    return Run(rps, p50, errors + errors1, cpu_us)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=2)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
+        return 2
+    procs: list[Proc] = []
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+    script.write(LUA)
+    script.close()
+    try:
+        sim_ports = free_ports(args.replicas)
+        sims = []
+        for port in sim_ports:
+            p = Proc([*INFERPLANE, "sim", "--model", "m", "--host", LOOPBACK, "--port", str(port), "--zero-latency"])
+            procs.append(p)
+            sims.append(p)
+        for p, port in zip(sims, sim_ports, strict=True):
+            p.wait_ready(lambda port=port: http_status(f"http://{LOOPBACK}:{port}/health/ready") == 200, 60)
+        endpoints = [f"{LOOPBACK}:{p}" for p in sim_ports]
+        pickers: dict[str, tuple[Proc, int]] = {}
+        for name, extra in (("epp", []), ("epp-bodyless", ["--config-text", BODYLESS_CONFIG])):
+            g, h, m = free_ports(3)
+            p = Proc(
+                [*INFERPLANE, "epp", "--pool-name", "bench", "--bind", LOOPBACK, "--endpoints", ",".join(endpoints),
+                 "--grpc-port", str(g), "--grpc-health-port", str(h), "--metrics-port", str(m), *extra]
+            )  # fmt: skip
+            procs.append(p)
+            pickers[name] = (p, g)
+        (bp,) = free_ports(1)
+        bare = Proc([sys.executable, str(REPO / "benchmarks" / "epp_bare_extproc.py"), "--port", str(bp),
+                     "--endpoints", ",".join(endpoints)])  # fmt: skip
+        procs.append(bare)
+        pickers["bare"] = (bare, bp)
+        for p, port in pickers.values():
+            p.wait_ready(lambda port=port: port_open(LOOPBACK, port), 60)
+        time.sleep(0.5)  # first scrapes
+
+        sims_watch = {f"sim{i}": p.pid for i, p in enumerate(sims)}
+        results: dict[str, list[Run]] = {}
+
+        def run(label: str, ext_proc: int | None, picker: str | None, **mode: str) -> None:
+            envoy = start_envoy(endpoints, ext_proc, **mode)
+            try:
+                watch = {"envoy": envoy.proc.pid, **sims_watch}
+                if picker:
+                    watch[picker] = pickers[picker][0].pid
+                results.setdefault(label, []).append(measure(envoy, script.name, args.duration, watch))
+            finally:
+                envoy.stop()
+
+        for _ in range(args.rounds):
+            run("Envoy alone (no ext_proc)", None, None)
+            for mode_name, mode in MODES.items():
+                run(f"{mode_name}: bare grpc.aio server", pickers["bare"][1], "bare", **mode)
+                epp = "epp-bodyless" if mode_name == "headers-only" else "epp"
+                run(f"{mode_name}: inferplane epp", pickers[epp][1], epp, **mode)
+
+        base_p50 = statistics.median(r.p50_ms for r in results["Envoy alone (no ext_proc)"])
+        print(f"\n{args.replicas} zero-latency simulator replicas, Envoy --concurrency 2, wrk 32 conns × "
+              f"{args.duration:.0f} s, best of {args.rounds} rounds; p50 at 1 connection\n")  # fmt: skip
+        print("| configuration | req/s (32 conc.) | ratio to bare | p50 c=1 (ms) | added p50 vs Envoy alone (ms) | "
+              "CPU µs/req: picker / Envoy / simulators | errors |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|---|---:|")
+        bare_rps: dict[str, float] = {}
+        for label, runs in results.items():
+            best = max(runs, key=lambda r: r.rps)
+            p50 = statistics.median(r.p50_ms for r in runs)
+            mode_name = label.split(":")[0]
+            if "bare" in label:
+                bare_rps[mode_name] = best.rps
+            ratio = f"{best.rps / bare_rps[mode_name]:.2f}" if "inferplane" in label and mode_name in bare_rps else ""
+            picker = next((v for k, v in best.cpu_us.items() if k in ("epp", "epp-bodyless", "bare")), 0.0)
+            sims_cpu = sum(v for k, v in best.cpu_us.items() if k.startswith("sim"))
+            print(
+                f"| {label} | {best.rps:,.0f} | {ratio} | {p50:.2f} | {p50 - base_p50:+.2f} | "
+                f"{picker:.0f} / {best.cpu_us['envoy']:.0f} / {sims_cpu:.0f} | {sum(r.errors for r in runs)} |"
+            )
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        os.unlink(script.name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
