@@ -37,7 +37,7 @@ class Bare(pb_grpc.ExternalProcessorServicer):
     def __init__(self, endpoints: list[str]) -> None:
         self.next_dest = itertools.cycle(endpoints).__next__
 
-    async def Process(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:  # noqa: N802
+    async def Process(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         mode = Mode.FULL_DUPLEX_STREAMED
         body = bytearray()
         while True:

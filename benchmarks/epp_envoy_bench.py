@@ -26,15 +26,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from inferplane.net import LOOPBACK, free_ports, http_status, port_open  # noqa: E402
 from tests.support.envoy import Envoy, start_envoy  # noqa: E402
 from tests.support.procs import INFERPLANE, Proc  # noqa: E402
+
+from inferplane.net import LOOPBACK, free_ports, http_status, port_open  # noqa: E402
 
 LUA = r"""
 counter = 0
 request = function()
   counter = counter + 1
-  local body = string.format('{"model":"m","prompt":"benchmark request %d from thread %s: tell me a short fact about the sea","max_tokens":1}', counter, tostring(wrk.thread))
+  local body = string.format('{"model":"m","prompt":"benchmark request %d from thread %s: ' ..
+    'tell me a short fact about the sea","max_tokens":1}', counter, tostring(wrk.thread))
   return wrk.format("POST", "/v1/completions", {["Content-Type"] = "application/json"}, body)
 end
 """

@@ -119,3 +119,5 @@ def test_status_shows_live_endpoints(deployment: Runtime) -> None:
     served = sum((e["metrics"] or {}).get("requests_served") or 0 for e in status["endpoints"])
     assert served > 0
     assert all(e["metrics"] is not None for e in status["endpoints"] if e["ready"])
+    # the shared-prefix traffic above shows up as prefix-cache hits on the replicas that took it
+    assert any(((e["metrics"] or {}).get("prefix_hit_rate") or 0) > 0 for e in status["endpoints"])

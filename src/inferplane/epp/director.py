@@ -161,8 +161,8 @@ class Director:
         )
         ctx.request = req
         labels = (ctx.incoming_model, ctx.target_model)
-        self.metrics.request_total.labels(*labels, str(req.priority)).inc()
-        self.metrics.request_sizes.labels(*labels).observe(ctx.request_size)
+        self.metrics.request_total.inc((*labels, str(req.priority)))
+        self.metrics.request_sizes.observe(labels, ctx.request_size)
         try:
             # 4 (before 3, so admission sees the pool it admits into). Subset hint: only its members, none → 503.
             candidates = self.datastore.candidates(subset)
@@ -180,18 +180,18 @@ class Director:
                 self.scheduler.prepare_request_data(req, candidates)
                 result = self.scheduler.schedule(req, candidates)
             except SchedulingError as exc:
-                self.metrics.scheduler_attempts.labels("failure", ctx.target_model, "", "", "").inc()
+                self.metrics.scheduler_attempts.inc(("failure", ctx.target_model, "", "", ""))
                 raise exhausted(f"failed to find target endpoint: {exc.message}") from None
             finally:
-                self.metrics.scheduler_e2e.observe(time.perf_counter() - t0)
+                self.metrics.scheduler_e2e.observe((), time.perf_counter() - t0)
         except EppError as exc:
-            self.metrics.request_error.labels(*labels, exc.code.upstream_name).inc()
+            self.metrics.request_error.inc((*labels, exc.code.upstream_name))
             raise
         targets = result.primary.target_endpoints
         primary = targets[0]
-        self.metrics.scheduler_attempts.labels(
-            "success", ctx.target_model, primary.name, primary.namespace, str(primary.key.port)
-        ).inc()
+        self.metrics.scheduler_attempts.inc(
+            ("success", ctx.target_model, primary.name, primary.namespace, str(primary.key.port))
+        )
         ctx.result = result
         # 8. destination and PreRequest; the request is in flight on the primary from here on
         self._start_in_flight(ctx, primary)
@@ -218,7 +218,7 @@ class Director:
         ctx.tokens_in_flight = len(body.prompt_text()) // 4 if body is not None else 0
         ep.in_flight_requests += 1
         ep.in_flight_tokens += ctx.tokens_in_flight
-        self.metrics.running_requests.labels(ctx.incoming_model).inc()
+        self.metrics.running_requests.add((ctx.incoming_model,), 1)
 
     # ---- response path ---------------------------------------------------------------------------------------
 
@@ -229,7 +229,7 @@ class Director:
         except ValueError:
             ctx.response_status = 0
         if ctx.response_status != 200 and ctx.request is not None:
-            self.metrics.request_error.labels(ctx.incoming_model, ctx.target_model, "ModelServerError").inc()
+            self.metrics.request_error.inc((ctx.incoming_model, ctx.target_model, "ModelServerError"))
         ctx.response_streaming = "text/event-stream" in headers.get("content-type", "")
         if ctx.response_streaming:
             ctx.sse = openai_parser.SSEUsageScanner()
@@ -293,19 +293,19 @@ class Director:
         ep.in_flight_requests -= 1
         ep.in_flight_tokens -= ctx.tokens_in_flight
         m = self.metrics
-        m.running_requests.labels(ctx.incoming_model).dec()
+        m.running_requests.add((ctx.incoming_model,), -1)
         labels = (ctx.incoming_model, ctx.target_model)
         elapsed = time.monotonic() - ctx.start
         if ctx.response_status == 200:
-            m.request_duration.labels(*labels).observe(elapsed)
-            m.response_sizes.labels(*labels).observe(ctx.response_size)
+            m.request_duration.observe(labels, elapsed)
+            m.response_sizes.observe(labels, ctx.response_size)
         usage = ctx.usage
         if usage is not None:
-            m.input_tokens.labels(*labels).observe(usage.prompt_tokens)
-            m.output_tokens.labels(*labels).observe(usage.completion_tokens)
-            m.cached_tokens.labels(*labels).observe(usage.cached_tokens)
+            m.input_tokens.observe(labels, usage.prompt_tokens)
+            m.output_tokens.observe(labels, usage.completion_tokens)
+            m.cached_tokens.observe(labels, usage.cached_tokens)
             if usage.completion_tokens > 0:
-                m.ntpot.labels(*labels).observe(elapsed / usage.completion_tokens)
+                m.ntpot.observe(labels, elapsed / usage.completion_tokens)
         try:
             self.scheduler.response_complete(ctx.request, ep, _hook_usage(usage))
         except Exception:  # a plugin bug must not leak the request's accounting

@@ -11,6 +11,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from inferplane.api.epp_config import EndpointPickerConfig
@@ -147,6 +148,32 @@ def build_admission(
 ) -> Admission:
     controller = AdmissionController.from_config(config, scheduler=scheduler)
     return Admission(controller, datastore, metrics)
+
+
+@dataclass(frozen=True)
+class KVEventsSettings:
+    """Where KV events come from, from the precise-prefix scorer's `kvEventsConfig` (kv-events.md §3)."""
+
+    zmq_endpoint: str = "tcp://*:5557"
+    topic_filter: str = "kv@"
+    discover_pods: bool = False
+    socket_port: int = 5557
+
+
+def kv_events_settings(scheduler: Any) -> KVEventsSettings | None:
+    """The first plugin that takes KV events names the socket; None when no plugin wants them."""
+    for p in getattr(scheduler, "plugins", {}).values():
+        cfg = getattr(p, "kv_events_config", None)
+        if cfg is None or not callable(getattr(p, "on_kv_events", None)):
+            continue
+        pod_cfg = getattr(cfg, "pod_discovery_config", {}) or {}
+        return KVEventsSettings(
+            zmq_endpoint=str(getattr(cfg, "zmq_endpoint", "tcp://*:5557")),
+            topic_filter=str(getattr(cfg, "topic_filter", "kv@")),
+            discover_pods=bool(getattr(cfg, "discover_pods", False)),
+            socket_port=int(pod_cfg.get("socketPort", 5557)),
+        )
+    return None
 
 
 def kv_event_sink(scheduler: Any) -> Callable[[str, KVEventBatch], None] | None:

@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 
 from inferplane import __version__
 from inferplane.epp.datalayer.datastore import Datastore
+from inferplane.epp.fastmetrics import FastCounter, FastGauge, FastHistogram
 
 OBJ = ("model_name", "target_model_name")
 # Upstream buckets: durations 5 ms – 3600 s; sizes in bytes; token counts.
@@ -80,52 +81,58 @@ class EppMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         r = self.registry = registry or CollectorRegistry()
-        self.request_total = Counter(
-            "inference_objective_request_total", "Requests per model.", [*OBJ, "priority"], registry=r
+        # hot path (every request): fastmetrics, registered as collectors
+        self.request_total = FastCounter("inference_objective_request_total", "Requests per model.", [*OBJ, "priority"])
+        self.request_error = FastCounter(
+            "inference_objective_request_error_total", "Failed requests per model.", [*OBJ, "error_code"]
         )
-        self.request_error = Counter(
-            "inference_objective_request_error_total", "Failed requests per model.", [*OBJ, "error_code"], registry=r
+        self.request_duration = FastHistogram(
+            "inference_objective_request_duration_seconds", "End-to-end request latency.", OBJ, DURATION_BUCKETS
         )
-        self.request_duration = Histogram(
-            "inference_objective_request_duration_seconds", "End-to-end request latency.", OBJ,
-            buckets=DURATION_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.request_sizes = Histogram(
-            "inference_objective_request_sizes", "Request body sizes in bytes.", OBJ, buckets=SIZE_BUCKETS, registry=r
+        self.request_sizes = FastHistogram(
+            "inference_objective_request_sizes", "Request body sizes in bytes.", OBJ, SIZE_BUCKETS
         )
-        self.response_sizes = Histogram(
-            "inference_objective_response_sizes", "Response body sizes in bytes.", OBJ, buckets=SIZE_BUCKETS,
-            registry=r,
-        )  # fmt: skip
-        self.input_tokens = Histogram(
-            "inference_objective_input_tokens", "Prompt tokens per request.", OBJ, buckets=TOKEN_BUCKETS, registry=r
+        self.response_sizes = FastHistogram(
+            "inference_objective_response_sizes", "Response body sizes in bytes.", OBJ, SIZE_BUCKETS
         )
-        self.output_tokens = Histogram(
-            "inference_objective_output_tokens", "Output tokens per request.", OBJ, buckets=TOKEN_BUCKETS, registry=r
+        self.input_tokens = FastHistogram(
+            "inference_objective_input_tokens", "Prompt tokens per request.", OBJ, TOKEN_BUCKETS
         )
-        self.cached_tokens = Histogram(
-            "inference_objective_prompt_cached_tokens", "Cached prompt tokens per request.", OBJ,
-            buckets=TOKEN_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.ntpot = Histogram(
-            "inference_objective_normalized_time_per_output_token_seconds", "Request latency per output token.",
-            OBJ, buckets=NTPOT_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.running_requests = Gauge(
-            "inference_objective_running_requests", "Requests in flight per model.", ["model_name"], registry=r
+        self.output_tokens = FastHistogram(
+            "inference_objective_output_tokens", "Output tokens per request.", OBJ, TOKEN_BUCKETS
         )
-        self.scheduler_e2e = Histogram(
-            "inference_extension_scheduler_e2e_duration_seconds", "Scheduling decision latency.",
-            buckets=FAST_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.scheduler_attempts = Counter(
-            "inference_extension_scheduler_attempts_total", "Scheduling attempts.",
-            ["status", "target_model_name", "pod_name", "namespace", "port"], registry=r,
-        )  # fmt: skip
-        self.plugin_duration_hist = Histogram(
-            "inference_extension_plugin_duration_seconds", "Plugin call latency.",
-            ["extension_point", "plugin_type", "plugin_name"], buckets=FAST_BUCKETS, registry=r,
-        )  # fmt: skip
+        self.cached_tokens = FastHistogram(
+            "inference_objective_prompt_cached_tokens", "Cached prompt tokens per request.", OBJ, TOKEN_BUCKETS
+        )
+        self.ntpot = FastHistogram(
+            "inference_objective_normalized_time_per_output_token_seconds",
+            "Request latency per output token.",
+            OBJ,
+            NTPOT_BUCKETS,
+        )
+        self.running_requests = FastGauge(
+            "inference_objective_running_requests", "Requests in flight per model.", ["model_name"]
+        )
+        self.scheduler_e2e = FastHistogram(
+            "inference_extension_scheduler_e2e_duration_seconds", "Scheduling decision latency.", (), FAST_BUCKETS
+        )
+        self.scheduler_attempts = FastCounter(
+            "inference_extension_scheduler_attempts_total",
+            "Scheduling attempts.",
+            ["status", "target_model_name", "pod_name", "namespace", "port"],
+        )
+        self.plugin_duration_hist = FastHistogram(
+            "inference_extension_plugin_duration_seconds",
+            "Plugin call latency.",
+            ["extension_point", "plugin_type", "plugin_name"],
+            FAST_BUCKETS,
+        )
+        for c in (
+            self.request_total, self.request_error, self.request_duration, self.request_sizes, self.response_sizes,
+            self.input_tokens, self.output_tokens, self.cached_tokens, self.ntpot, self.running_requests,
+            self.scheduler_e2e, self.scheduler_attempts, self.plugin_duration_hist,
+        ):  # fmt: skip
+            r.register(c)
         self.model_rewrite_decisions = Counter(
             "inference_extension_model_rewrite_decisions_total", "Model rewrites applied.", registry=r
         )
@@ -157,7 +164,6 @@ class EppMetrics:
             "KV-event batches whose topic names no endpoint of the pool.",
             registry=r,
         )
-        self._plugin_children: dict[tuple[str, str, str], Histogram] = {}
         r.register(InfoCollector())
 
     def attach_pool(self, datastore: Datastore, saturation: Callable[[], float] | None = None) -> None:
@@ -165,8 +171,4 @@ class EppMetrics:
 
     # scheduling.framework.Observer
     def plugin_duration(self, extension_point: str, plugin_type: str, plugin_name: str, seconds: float) -> None:
-        key = (extension_point, plugin_type, plugin_name)
-        child = self._plugin_children.get(key)
-        if child is None:
-            child = self._plugin_children[key] = self.plugin_duration_hist.labels(*key)
-        child.observe(seconds)
+        self.plugin_duration_hist.observe((extension_point, plugin_type, plugin_name), seconds)

@@ -27,7 +27,7 @@ from inferplane.epp.director import Director
 from inferplane.epp.extproc import FULL_DUPLEX, ExtProcServicer, add_to_server
 from inferplane.epp.flowcontrol.rewrite import ModelRewriter
 from inferplane.epp.health import EppHealth
-from inferplane.epp.integration import build_admission, build_scheduler_for, kv_event_sink
+from inferplane.epp.integration import build_admission, build_scheduler_for, kv_event_sink, kv_events_settings
 from inferplane.epp.metrics import EppMetrics
 from inferplane.errors import InferplaneError
 
@@ -82,15 +82,29 @@ class EppServer:
         )
         self.kv_subscriber: KVEventSubscriber | None = None
         self._sink: Callable[[str, KVEventBatch], None] | None = kv_event_sink(self.scheduler)
-        if opts.kv_events_bind or opts.kv_events_connect:
+        self._kv_settings = kv_events_settings(self.scheduler)
+        kv_bind = opts.kv_events_bind
+        kv_connect = list(opts.kv_events_connect)
+        topic_filter = "kv@"
+        if self._kv_settings is not None:
+            topic_filter = self._kv_settings.topic_filter
+            if kv_bind is None and not kv_connect and not self._kv_settings.discover_pods:
+                kv_bind = self._kv_settings.zmq_endpoint  # central mode, as the scorer's config says
+        if kv_bind and kv_bind.startswith("tcp://*:") and opts.bind not in ("0.0.0.0", "::"):
+            kv_bind = kv_bind.replace("*", opts.bind, 1)  # --bind 127.0.0.1 keeps every socket on loopback
+        per_pod = self._kv_settings is not None and self._kv_settings.discover_pods
+        if kv_bind or kv_connect or per_pod:
             self.kv_subscriber = KVEventSubscriber(
                 self.datastore,
                 self._on_kv_batch,
-                bind=opts.kv_events_bind,
-                connect=opts.kv_events_connect,
+                bind=kv_bind,
+                connect=kv_connect,
+                topic_filter=topic_filter,
                 on_event=lambda kind: self.metrics.kv_events.labels(kind).inc(),
                 on_unmatched=self.metrics.kv_events_unmatched.inc,
             )
+            if per_pod:
+                self.datastore.listeners.append(self._follow_pods)
         self._grpc: grpc.aio.Server | None = None
         self._health_grpc: grpc.aio.Server | None = None
         self._web: web.AppRunner | None = None
@@ -103,6 +117,16 @@ class EppServer:
         self.metrics.scrape_duration.observe(seconds)
         if not ok:
             self.metrics.scrape_errors.labels(ep.hostport).inc()
+
+    def _follow_pods(self, added: list[Any], removed: list[Any]) -> None:
+        """Per-pod KV events (`discoverPods: true`): one connection per endpoint to its publisher's socket."""
+        assert self.kv_subscriber is not None
+        assert self._kv_settings is not None
+        port = self._kv_settings.socket_port
+        for ep in removed:
+            self.kv_subscriber.disconnect_endpoint(f"tcp://{ep.key.address}:{port}")
+        for ep in added:
+            self.kv_subscriber.connect_endpoint(f"tcp://{ep.key.address}:{port}")
 
     def _on_kv_batch(self, hostport: str, batch: KVEventBatch) -> None:
         if self._sink is not None:

@@ -15,7 +15,7 @@ from tests.integration.epp.conftest import Epp, Reply, complete, gateway, start_
 from tests.support.envoy import Envoy
 from tests.support.procs import Proc
 
-from inferplane.net import LOOPBACK, wait_until
+from inferplane.net import LOOPBACK, free_ports, wait_until
 
 STACK_CONFIG = """
 apiVersion: inference.networking.x-k8s.io/v1alpha1
@@ -246,3 +246,41 @@ def test_body_mode_buffered_with_response_phases_skipped_serves_and_releases(
     # with response phases skipped, the request ends for the EPP when Envoy closes the ext_proc stream
     wait_until(lambda: epp.metric("inference_objective_running_requests") == 0, 10, what="in-flight released")
     assert epp.metric("inference_objective_request_total") == 5
+
+
+def test_precise_prefix_routing_from_kv_events(procs: list[Proc], envoys: list[Envoy]) -> None:
+    """Replicas publish KV events over ZMQ to the EPP's one bound SUB socket; a prompt cached on a replica by a
+    request that bypassed the gateway is routed there."""
+    (kv_port,) = free_ports(1)
+    kv_config = json.dumps(
+        {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": f"tcp://{LOOPBACK}:{kv_port}"}
+    )
+    ports = start_sims(procs, 3, "--zero-latency", "--enable-prefix-caching", "--kv-events-config", kv_config)
+    config = f"""
+apiVersion: inference.networking.x-k8s.io/v1alpha1
+kind: EndpointPickerConfig
+plugins:
+- type: precise-prefix-cache-scorer
+  parameters:
+    tokenProcessorConfig: {{blockSize: 16}}
+    kvEventsConfig: {{zmqEndpoint: "tcp://{LOOPBACK}:{kv_port}"}}
+- type: queue-scorer
+schedulingProfiles:
+- name: default
+  plugins: [{{pluginRef: precise-prefix-cache-scorer, weight: 2}}, {{pluginRef: queue-scorer, weight: 1}}]
+"""
+    epp = start_epp(procs, "--endpoints", ",".join(f"{LOOPBACK}:{p}" for p in ports), "--config-text", config)
+    envoy = gateway(envoys, [f"{LOOPBACK}:{p}" for p in ports], epp.grpc_port)
+    for i, target in enumerate((1, 2)):
+        document = f"Document {i}: " + " ".join(f"paragraph {i}.{k} about tides and harbours" for k in range(60))
+        primed = complete(f"http://{LOOPBACK}:{ports[target]}", document)
+        assert primed.status == 200
+        wait_until(
+            lambda i=i: epp.metric("inferplane_epp_kv_events_total", type="BlockStored") >= i + 1,
+            10,
+            what="BlockStored events at the EPP",
+        )
+        routed = [complete(envoy.url, f"{document} Question {q}?") for q in range(3)]
+        assert [r.port for r in routed] == [ports[target]] * 3
+        assert all(r.cached_tokens > 0 for r in routed)
+    assert epp.metric("inferplane_epp_kv_events_unmatched_total") == 0

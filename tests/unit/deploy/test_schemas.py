@@ -12,14 +12,16 @@ import copy
 import shutil
 
 import pytest
-from tests.conftest import DEPLOYMENTS
+from tests.conftest import DEPLOYMENTS, SHARED
 from tests.unit.deploy.conftest import options, plan, pool, route, server
 
 from inferplane.deploy.command import render_path
 from inferplane.deploy.crd import to_json_schema
+from inferplane.deploy.crosscheck import crosscheck
 from inferplane.deploy.plan import RenderOptions
 from inferplane.deploy.render import render
 from inferplane.deploy.validate import ManifestValidator
+from inferplane.errors import UsageError
 
 HAND_WRITTEN = {
     "HealthCheckPolicy", "GCPBackendPolicy", "GCPRoutingExtension", "PodMonitoring", "PodMonitor",
@@ -182,3 +184,23 @@ spec:
     )
     assert validator.covered_by(kinds["InferenceModelRewrite"]) == ["crd gie"]
     assert validator.validate_all(manifests) == []
+
+
+def test_upstream_llm_d_guide_values_render_valid_manifests(validator: ManifestValidator, tmp_path) -> None:
+    """The llm-d inference-scheduling guide's own values (modelservice + GIE chart) render into manifests that
+    validate and cross-check, with the pool the GIE values describe."""
+    guide = ("llm-d-guides_ms-inference-scheduling_values.yaml", "llm-d-guides_gaie-inference-scheduling_values.yaml")
+    for name in guide:
+        shutil.copy(SHARED / "schemas" / "llmd" / name, tmp_path / name)
+    manifests = render_path(tmp_path, RenderOptions("gke", "img")).manifests
+    assert validator.validate_all(manifests) == []
+    assert crosscheck(manifests) == []
+    kinds = [m["kind"] for m in manifests]
+    assert kinds.count("InferencePool") == 1
+    assert kinds.count("Deployment") == 2  # the vLLM decode servers and the endpoint picker
+
+
+def test_routing_sidecar_values_are_refused_not_rendered_broken(tmp_path) -> None:
+    shutil.copy(SHARED / "schemas" / "llmd" / "infra-2025-09_ms-pd_values.yaml", tmp_path / "values.yaml")
+    with pytest.raises(UsageError, match="behind the llm-d routing sidecar"):
+        render_path(tmp_path, RenderOptions("gke", "img"))

@@ -90,16 +90,12 @@ def test_index_lru_capacity_and_consistency(seqs: list[list[int]], cap: int) -> 
             inverse_sets.setdefault(h, set()).add(pod)
     inverse = {h: frozenset(v) for h, v in inverse_sets.items()}
     assert inverse == idx.hash_to_pods
-    # Endpoint sets are shared: one object per distinct content, reference counts exact.
-    shared: dict[frozenset[str], int] = {}
+    # Endpoint sets are shared: one object per distinct content.
     for pods_of_hash in idx.hash_to_pods.values():
-        assert pods_of_hash is idx._sets[pods_of_hash][0]
-        shared[pods_of_hash] = shared.get(pods_of_hash, 0) + 1
-    assert {k: v[1] for k, v in idx._sets.items()} == shared
+        assert pods_of_hash is idx._sets[pods_of_hash]
     if len(seqs) > 1:
         idx.remove_pod(pods[0])
         assert all(pods[0] not in v for v in idx.hash_to_pods.values())
-        assert all(v[1] > 0 for v in idx._sets.values())
     # Same contents, in the same order, as a one-hash-at-a-time LRU.
     model: dict[str, OrderedDict[int, None]] = {p: OrderedDict() for p in pods}
     for i, seq in enumerate(seqs):
@@ -201,3 +197,16 @@ def test_user_input_bytes_per_api() -> None:
     assert user_input_bytes(request("plain prompt").body) == b"plain prompt"
     chat = request("hi", chat=True).body
     assert user_input_bytes(chat) == b'[{"role":"user","content":"hi"}]'
+
+
+def test_intern_table_is_rebuilt_from_live_sets() -> None:
+    from inferplane.epp.scheduling.plugins import prefix_index
+
+    idx = ApproxPrefixIndex(1)
+    # Every pod holds one hash at a time: sets come and go, the table must not grow without bound.
+    for i in range(3 * prefix_index._INTERN_MIN_LIMIT):
+        idx.add(f"pod-{i}", [i % 7])
+        idx.remove_pod(f"pod-{i - 3}")
+    assert len(idx._sets) <= 2 * prefix_index._INTERN_MIN_LIMIT
+    for pods_of_hash in idx.hash_to_pods.values():
+        assert pods_of_hash is idx._sets[pods_of_hash]

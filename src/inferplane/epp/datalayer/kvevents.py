@@ -219,6 +219,22 @@ class KVEventSubscriber:
             sock.connect(ep)
         self._sock = sock
 
+    def connect_endpoint(self, address: str) -> None:
+        """Per-pod mode: subscribe to one more publisher (a pod that appeared)."""
+        if address not in self.connect:
+            self.connect.append(address)
+            if self._sock is not None:
+                self._sock.connect(address)
+
+    def disconnect_endpoint(self, address: str) -> None:
+        if address in self.connect:
+            self.connect.remove(address)
+            if self._sock is not None:
+                try:
+                    self._sock.disconnect(address)
+                except zmq.ZMQError:
+                    pass
+
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close(0)

@@ -6,15 +6,18 @@ per request) measured ~1.5× slower on the decision benchmark's trace: every sta
 
 The endpoint sets are interned frozensets: all hashes held by the same endpoints share one object. Matching groups
 consecutive equal sets, and shared objects compare by identity instead of element by element; the index also holds
-a few sets instead of one per hash.
+a few sets instead of one per hash. The intern table is not reference-counted (that cost two dict operations per
+new or evicted hash); it is rebuilt from the live sets when it outgrows them.
 """
 
 from __future__ import annotations
 
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict
 from collections.abc import Iterator
 from itertools import groupby, takewhile
-from typing import Any, cast
+from typing import cast
+
+_INTERN_MIN_LIMIT = 1024
 
 
 class ApproxPrefixIndex:
@@ -22,27 +25,26 @@ class ApproxPrefixIndex:
         self.default_capacity = default_capacity
         self.hash_to_pods: dict[int, frozenset[str]] = {}
         self._lru: dict[str, OrderedDict[int, None]] = {}
-        self._sets: dict[frozenset[str], list[Any]] = {}  # content → [the shared frozenset, references]
+        self._sets: dict[frozenset[str], frozenset[str]] = {}  # content → the shared object
+        self._sets_limit = _INTERN_MIN_LIMIT
 
     def _intern(self, pods: frozenset[str]) -> frozenset[str]:
-        entry = self._sets.get(pods)
-        if entry is None:
-            entry = self._sets[pods] = [pods, 0]
-        entry[1] += 1
-        shared: frozenset[str] = entry[0]
+        shared = self._sets.get(pods)
+        if shared is None:
+            if len(self._sets) >= self._sets_limit:
+                self._rebuild_interned()
+            shared = self._sets[pods] = pods
         return shared
 
-    def _release(self, pods: frozenset[str]) -> None:
-        entry = self._sets[pods]
-        entry[1] -= 1
-        if entry[1] == 0:
-            del self._sets[pods]
+    def _rebuild_interned(self) -> None:
+        live = {id(s): s for s in self.hash_to_pods.values()}
+        self._sets = {s: s for s in live.values()}
+        self._sets_limit = max(_INTERN_MIN_LIMIT, 2 * len(self._sets))
 
     def _drop(self, h: int, pod: str) -> None:
         old = self.hash_to_pods.get(h)
         if old is None or pod not in old:
             return
-        self._release(old)
         if len(old) == 1:
             del self.hash_to_pods[h]
         else:
@@ -59,13 +61,7 @@ class ApproxPrefixIndex:
         move = lru.move_to_end
         alone = frozenset((pod,))
         intern = self._intern
-        rest = hashes
-        held = list(filter(lru.__contains__, hashes))
-        if held and hashes[: len(held)] == held:
-            # The usual shape (a known prefix, then new blocks): move the prefix in C, loop only over the rest.
-            deque(map(move, held), maxlen=0)
-            rest = hashes[len(held) :]
-        for h in rest:
+        for h in hashes:
             if h in lru:
                 move(h)
             else:
@@ -75,7 +71,6 @@ class ApproxPrefixIndex:
                     h2p[h] = intern(alone)
                 else:
                     h2p[h] = intern(old | alone)
-                    self._release(old)
         if len(lru) > cap:
             popitem = lru.popitem
             for _ in range(len(lru) - cap):
