@@ -62,6 +62,20 @@ def test_detached_up_then_status_logs_and_down(tmp_path: Path) -> None:
         assert "no component 'nope'" in bad.stderr
 
         state = StateDir(tmp_path / "pattern1-baseline")
+        follow = subprocess.Popen(
+            [*INFERPLANE, "logs", "--state-dir", str(tmp_path), "envoy", "-f", "--tail", "1"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert follow.stdout is not None
+            follow.stdout.readline()  # the tail
+            with state.log_file("envoy").open("a") as f:
+                f.write("a line written while following\n")
+            assert follow.stdout.readline().strip() == "a line written while following"
+        finally:
+            follow.kill()
+            follow.wait()
         pids = component_pids(state)
         again = cli("up", "pattern1", "--detach", "--port", "0", "--state-dir", str(tmp_path))
         assert again.returncode == 1

@@ -47,6 +47,17 @@ class Usage:
 class CycleState(dict[str, Any]):
     """Data shared between the plugins of one scheduling cycle (one call of `Scheduler.schedule`)."""
 
+    def hostports(self, endpoints: list[Endpoint]) -> list[str]:
+        """`address:port` of each endpoint, built once per endpoint list in a cycle (the framework and several
+        scorers key by it; building the string is a measurable share of a 16-endpoint decision)."""
+        cached = self.get("_hostports")
+        if cached is not None and cached[0] is endpoints:
+            hps: list[str] = cached[1]
+            return hps
+        hps = [e.hostport for e in endpoints]
+        self["_hostports"] = (endpoints, hps)
+        return hps
+
 
 @dataclass
 class RequestState:

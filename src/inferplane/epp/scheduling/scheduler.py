@@ -125,10 +125,11 @@ class Scheduler:
                 t0 = perf_counter()
                 scores = scorer.score(cycle, request, endpoints)
                 obs.plugin_duration("Scorer", scorer.type_name, scorer.name, perf_counter() - t0)
-            for i in range(n):
-                s = scores[i]
-                # Clamp to [0, 1] before weighting, as the upstream framework does; weights are not normalised.
-                totals[i] += weight * (0.0 if s < 0.0 else 1.0 if s > 1.0 else s)
+            # Clamp to [0, 1] before weighting, as the upstream framework does; weights are not normalised.
+            totals = [
+                t + weight * (0.0 if v < 0.0 else 1.0 if v > 1.0 else v)
+                for t, v in zip(totals, scores, strict=True)
+            ]
         scored = [ScoredEndpoint(e, t) for e, t in zip(endpoints, totals, strict=True)]
         picker = profile.picker
         if picker is None:

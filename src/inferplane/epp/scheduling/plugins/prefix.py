@@ -209,5 +209,8 @@ class PrefixCacheScorer(Scorer):
         if info is None or info.total_blocks == 0:
             return [0.0] * len(endpoints)
         m = info.matches
+        if not m:
+            return [0.0] * len(endpoints)
         total = info.total_blocks
-        return [m.get(e.hostport, 0) / total for e in endpoints]
+        get = m.get
+        return [get(hp, 0) / total for hp in cycle.hostports(endpoints)]
