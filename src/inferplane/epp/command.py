@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -188,6 +189,10 @@ async def _serve(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    # Everything allocated so far (modules, config, plugins) lives as long as the process: move it out of the
+    # collector's reach so the per-request garbage collections do not rescan it (measured in BENCHMARKS.md).
+    gc.collect()
+    gc.freeze()
     print(
         f"inferplane epp: pool {opts.pool_name} ext_proc {opts.bind}:{server.grpc_port} "
         f"health {server.health_port} metrics {server.metrics_port}",

@@ -24,17 +24,27 @@ from inferplane.api.gateway_api import Listener
 from inferplane.errors import ConfigError
 from inferplane.gateway.attach import Attachment, PoolTarget, ServiceTarget, attach_routes
 from inferplane.gateway.eds import eds_cluster
-from inferplane.gateway.plan import GatewayPlan, PoolBinding, parse_host_port
+from inferplane.gateway.extproc_config import (
+    EXTPROC,
+    EXTPROC_OFF,
+    any_of,
+    epp_cluster_name,
+    extproc_filter,
+    extproc_filter_name,
+    override_host_policy,
+    pool_filter,
+    processing_mode,
+    socket_address,
+    static_cluster,
+)
+from inferplane.gateway.plan import GatewayPlan, PoolBinding
 from inferplane.gateway.precedence import virtual_hosts
 from inferplane.gateway.routes import NOT_FOUND_BODY, Clusters, RouteOptions, build_routes
 
 MODEL_HEADERS = ("x-gateway-model-name", "x-gateway-base-model-name")
 DESTINATION_HEADERS = ("x-gateway-destination-endpoint", "x-gateway-destination-endpoint-served")
-EXTPROC = "envoy.filters.http.ext_proc"
 BBR_FILTER = f"{EXTPROC}/bbr"
 BBR_CLUSTER = "bbr"
-_T = "type.googleapis.com/"
-_EXTPROC_OFF = {"@type": _T + "envoy.extensions.filters.http.ext_proc.v3.ExtProcPerRoute", "disabled": True}
 
 
 def _not_found_route() -> dict[str, Any]:
@@ -69,18 +79,6 @@ def pool_cluster_name(key: str) -> str:
     return "pool." + key.replace("/", ".")
 
 
-def _epp_cluster_name(key: str) -> str:
-    return "epp." + key.replace("/", ".")
-
-
-def _extproc_filter_name(key: str) -> str:
-    return f"{EXTPROC}/pool/{key}"
-
-
-def _any(type_name: str, **fields: Any) -> dict[str, Any]:
-    return {"@type": _T + type_name, **fields}
-
-
 def _json_error(message: str, kind: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": "%RESPONSE_CODE%"}}
 
@@ -108,121 +106,6 @@ def _local_reply_config() -> dict[str, Any]:
     }
 
 
-def _static_cluster(name: str, address: str, *, http2: bool, connect_timeout_s: float) -> dict[str, Any]:
-    host, port = parse_host_port(address, what=f"cluster {name}")
-    out: dict[str, Any] = {
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": f"{connect_timeout_s:g}s",
-        "load_assignment": {
-            "cluster_name": name,
-            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": _socket(host, port)}}]}],
-        },
-    }
-    if http2:
-        out["typed_extension_protocol_options"] = {
-            "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": _any(
-                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                explicit_http_config={"http2_protocol_options": {}},
-            )
-        }
-    return out
-
-
-def _socket(host: str, port: int) -> dict[str, Any]:
-    return {"socket_address": {"address": host, "port_value": port}}
-
-
-def _processing_mode(body_mode: str, response_phases: bool) -> dict[str, str]:
-    duplex = body_mode == "FULL_DUPLEX_STREAMED"
-    trailers = "SEND" if duplex else "SKIP"
-    mode = {
-        "request_header_mode": "SEND",
-        "request_body_mode": body_mode,
-        "request_trailer_mode": trailers,
-        "response_header_mode": "SKIP",
-        "response_body_mode": "NONE",
-        "response_trailer_mode": "SKIP",
-    }
-    if response_phases:
-        mode["response_header_mode"] = "SEND"
-        mode["response_body_mode"] = "FULL_DUPLEX_STREAMED" if duplex else "STREAMED"
-        mode["response_trailer_mode"] = trailers
-    return mode
-
-
-def _extproc_filter(
-    name: str, cluster: str, authority: str, mode: dict[str, str], *, fail_open: bool, timeout_s: float,
-    forward_lb_metadata: bool,
-) -> dict[str, Any]:  # fmt: skip
-    config = _any(
-        "envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-        grpc_service={"envoy_grpc": {"cluster_name": cluster, "authority": authority}, "timeout": f"{timeout_s:g}s"},
-        failure_mode_allow=fail_open,
-        # FailClose: an unreachable processor is "no endpoint available", 503, not Envoy's default 500
-        status_on_error={"code": 503},
-        processing_mode=mode,
-        message_timeout=f"{timeout_s:g}s",
-        metadata_options={
-            "receiving_namespaces": {"untyped": ["envoy.lb"]},
-            **({"forwarding_namespaces": {"untyped": ["envoy.lb"]}} if forward_lb_metadata else {}),
-        },
-    )
-    return {"name": name, "typed_config": config}
-
-
-def _pool_filter(key: str, pool: PoolBinding) -> dict[str, Any]:
-    if pool.failure_mode == "FailOpen" and pool.body_mode == "FULL_DUPLEX_STREAMED":
-        raise ConfigError(
-            f"InferencePool {key}: FailOpen cannot be combined with FULL_DUPLEX_STREAMED body mode in Envoy ≥ 1.35",
-            hint="use body mode BUFFERED (the default) or failureMode FailClose",
-        )
-    return _extproc_filter(
-        _extproc_filter_name(key),
-        _epp_cluster_name(key),
-        pool.epp_address,
-        _processing_mode(pool.body_mode, pool.response_phases),
-        fail_open=pool.failure_mode == "FailOpen",
-        timeout_s=pool.message_timeout_s,
-        forward_lb_metadata=pool.response_phases,
-    )
-
-
-def _override_host_policy() -> dict[str, Any]:
-    return {
-        "policies": [
-            {
-                "typed_extension_config": {
-                    "name": "envoy.load_balancing_policies.override_host",
-                    "typed_config": _any(
-                        "envoy.extensions.load_balancing_policies.override_host.v3.OverrideHost",
-                        override_host_sources=[
-                            {"metadata": {"key": "envoy.lb", "path": [{"key": "x-gateway-destination-endpoint"}]}},
-                            {"header": "x-gateway-destination-endpoint"},
-                        ],
-                        selected_host_key={
-                            "key": "envoy.lb",
-                            "path": [{"key": "x-gateway-destination-endpoint-served"}],
-                        },
-                        fallback_policy={
-                            "policies": [
-                                {
-                                    "typed_extension_config": {
-                                        "name": "envoy.load_balancing_policies.round_robin",
-                                        "typed_config": _any(
-                                            "envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"
-                                        ),
-                                    }
-                                }
-                            ]
-                        },
-                    ),
-                }
-            }
-        ]
-    }
-
-
 class _Builder:
     def __init__(self, plan: GatewayPlan, config_dir: Path, options: EnvoyOptions) -> None:
         self.plan = plan
@@ -243,11 +126,11 @@ class _Builder:
         name = pool_cluster_name(target.key)
         if name not in self.clusters:
             cluster = eds_cluster(name, self.config_dir, self.options.connect_timeout_s)
-            cluster["load_balancing_policy"] = _override_host_policy()
+            cluster["load_balancing_policy"] = override_host_policy()
             self.clusters[name] = cluster
             self.eds_endpoints[name] = tuple(target.binding.endpoints)
-            epp = _epp_cluster_name(target.key)
-            self.clusters[epp] = _static_cluster(
+            epp = epp_cluster_name(target.key)
+            self.clusters[epp] = static_cluster(
                 epp, target.binding.epp_address, http2=True, connect_timeout_s=self.options.connect_timeout_s
             )
         self.listener_pools[target.key] = target.binding
@@ -277,11 +160,11 @@ class _Builder:
         model header and the route was chosen again. (`HttpFilter.disabled` plus a per-route enable would be
         decided when the filter chain is built, before that re-routing, so the new route's picker would never run.)
         Routes that match nothing end in an explicit 404 route, so that no picker runs for them either."""
-        names = {pool_cluster_name(k): _extproc_filter_name(k) for k in self.listener_pools}
+        names = {pool_cluster_name(k): extproc_filter_name(k) for k in self.listener_pools}
         for vhost in vhosts:
             for route in vhost["routes"]:
                 own = names.get(route.get("route", {}).get("cluster", ""))
-                off = {n: _EXTPROC_OFF for n in sorted(names.values()) if n != own}
+                off = {n: EXTPROC_OFF for n in sorted(names.values()) if n != own}
                 if off:
                     route["typed_per_filter_config"] = off
 
@@ -299,27 +182,27 @@ class _Builder:
                     hint="start `inferplane bbr` and pass its address as bbr_address",
                 )
             filters.append(
-                _extproc_filter(
+                extproc_filter(
                     BBR_FILTER,
                     BBR_CLUSTER,
                     self.plan.bbr_address,
-                    _processing_mode("BUFFERED", response_phases=False),
+                    processing_mode("BUFFERED", response_phases=False),
                     fail_open=False,
                     timeout_s=self.plan.bbr_message_timeout_s,
                     forward_lb_metadata=False,
                 )
             )
-            self.clusters[BBR_CLUSTER] = _static_cluster(
+            self.clusters[BBR_CLUSTER] = static_cluster(
                 BBR_CLUSTER, self.plan.bbr_address, http2=True, connect_timeout_s=self.options.connect_timeout_s
             )
-        filters += [_pool_filter(k, b) for k, b in sorted(self.listener_pools.items())]
+        filters += [pool_filter(k, b) for k, b in sorted(self.listener_pools.items())]
         filters.append(
             {
                 "name": "envoy.filters.http.router",
-                "typed_config": _any("envoy.extensions.filters.http.router.v3.Router", suppress_envoy_headers=True),
+                "typed_config": any_of("envoy.extensions.filters.http.router.v3.Router", suppress_envoy_headers=True),
             }
         )
-        hcm: dict[str, Any] = _any(
+        hcm: dict[str, Any] = any_of(
             "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
             stat_prefix=f"gateway_{port}",
             codec_type="AUTO",
@@ -331,7 +214,7 @@ class _Builder:
             early_header_mutation_extensions=[
                 {
                     "name": "envoy.http.early_header_mutation.header_mutation",
-                    "typed_config": _any(
+                    "typed_config": any_of(
                         "envoy.extensions.http.early_header_mutation.header_mutation.v3.HeaderMutation",
                         mutations=[{"remove": h} for h in untrusted],
                     ),
@@ -346,7 +229,7 @@ class _Builder:
         host = self.plan.bind_address
         return {
             "name": f"gateway_{port}",
-            "address": _socket(host, port),
+            "address": socket_address(host, port),
             "per_connection_buffer_limit_bytes": self.options.max_request_bytes,
             "filter_chains": [
                 {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
@@ -380,7 +263,7 @@ def _access_log(path: str) -> dict[str, Any]:
     }
     return {
         "name": "envoy.access_loggers.file",
-        "typed_config": _any(
+        "typed_config": any_of(
             "envoy.extensions.access_loggers.file.v3.FileAccessLog", path=path, log_format={"json_format": fields}
         ),
     }
@@ -423,7 +306,7 @@ def build_envoy(
     ]
     bootstrap = {
         "node": {"id": "inferplane-gateway", "cluster": "inferplane"},
-        "admin": {"address": _socket("127.0.0.1", admin_port)},
+        "admin": {"address": socket_address("127.0.0.1", admin_port)},
         "static_resources": {"listeners": envoy_listeners, "clusters": list(builder.clusters.values())},
         "layered_runtime": {"layers": [{"name": "static", "static_layer": {}}]},
     }

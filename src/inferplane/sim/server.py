@@ -51,6 +51,9 @@ def _identity(request: web.Request) -> dict[str, str]:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
+    # vLLM's validate_json_request: any media type but application/json is a 400 before the body is read.
+    if request.content_type.lower() != "application/json":
+        raise ApiError(400, "Unsupported Media Type: Only 'application/json' is allowed")
     return parse_json(await request.read())
 
 

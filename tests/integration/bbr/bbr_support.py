@@ -6,9 +6,9 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.support.procs import INFERPLANE, Proc
 
 from inferplane.net import free_ports
+from tests.support.procs import INFERPLANE, Proc
 
 MODELS_YAML = """\
 - baseModel: meta-llama/Llama-3.1-8B-Instruct

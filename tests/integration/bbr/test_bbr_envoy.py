@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.bbr.bbr_support import start_bbr
-from tests.integration.gateway.harness import Response, echo_backends, running_gateway, send
 
 from inferplane.api.gateway_api import Gateway, HTTPRoute
 from inferplane.gateway import GatewayPlan
 from inferplane.net import free_port
+from tests.integration.bbr.bbr_support import start_bbr
+from tests.integration.gateway.harness import Response, echo_backends, running_gateway, send
 
 GATEWAY = {
     "apiVersion": "gateway.networking.k8s.io/v1",
@@ -142,9 +142,8 @@ def test_bbr_is_first_in_the_filter_chain(tmp_path: Path) -> None:
 def test_model_routes_to_its_pool_and_that_pool_s_picker(tmp_path: Path) -> None:
     """Pattern 2: BBR sets the model header, the route is chosen again, and the chosen pool's picker (a filter
     disabled by default, enabled per route) picks within that pool."""
-    from tests.integration.gateway.harness import pool_ref, start_picker
-
     from inferplane.gateway import PoolBinding
+    from tests.integration.gateway.harness import pool_ref, start_picker
 
     proc, bbr_port, _ = start_bbr(tmp_path)
     started = [proc]

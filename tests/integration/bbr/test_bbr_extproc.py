@@ -13,6 +13,7 @@ from envoy.config.core.v3 import base_pb2
 from envoy.extensions.filters.http.ext_proc.v3 import processing_mode_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+
 from tests.integration.bbr.bbr_support import serving, start_bbr
 from tests.support.procs import INFERPLANE
 

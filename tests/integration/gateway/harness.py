@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.support.procs import Proc
-
 from inferplane.gateway import EnvoyOptions, EnvoyProcess, GatewayPlan, find_envoy_binary, write_bootstrap
+from tests.support.procs import Proc
 
 ECHO_SCRIPT = Path(__file__).with_name("echo_server.py")
 

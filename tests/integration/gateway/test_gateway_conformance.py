@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import SHARED
-from tests.integration.gateway.harness import echo_backends, running_gateway, send
 
 from inferplane.api.gateway_api import Gateway, HTTPRoute, ReferenceGrant
 from inferplane.gateway import GatewayPlan, attach_routes, attached_route_counts
 from inferplane.net import free_ports
+from tests.conftest import SHARED
+from tests.integration.gateway.harness import echo_backends, running_gateway, send
 
 CASES_FILE = SHARED / "conformance" / "gateway-api" / "cases.yaml"
 DATA = yaml.safe_load(CASES_FILE.read_text())

@@ -13,6 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+
+from inferplane.api.gateway_api import Gateway, HTTPRoute
+from inferplane.gateway import GatewayPlan, PoolBinding, pool_cluster_name, write_endpoints
+from inferplane.net import free_port, free_ports, wait_until
 from tests.integration.gateway.harness import (
     Response,
     echo_backends,
@@ -25,10 +29,6 @@ from tests.integration.gateway.harness import (
     sleeping,
     start_picker,
 )
-
-from inferplane.api.gateway_api import Gateway, HTTPRoute
-from inferplane.gateway import GatewayPlan, PoolBinding, pool_cluster_name, write_endpoints
-from inferplane.net import free_port, free_ports, wait_until
 
 NAMES = ["e1", "e2", "e3", "outsider", "svc"]
 

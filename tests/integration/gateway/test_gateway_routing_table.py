@@ -12,12 +12,12 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tests.integration.gateway.harness import echo_backends, running_gateway, send
 
 from inferplane.api.gateway_api import Gateway, HTTPRoute
 from inferplane.gateway import GatewayPlan
 from inferplane.gateway.reference import Request, route_request
 from inferplane.net import free_port
+from tests.integration.gateway.harness import echo_backends, running_gateway, send
 
 RESOURCES = """
 apiVersion: gateway.networking.k8s.io/v1

@@ -115,6 +115,12 @@ def test_errors_have_vllm_shapes(start_sim: StartSim) -> None:
     assert err["error"]["code"] == 413
     got, _, err = post(url, {"prompt": "x"}, {"X-Return-Error": "503"})
     assert got == 503
+    for media_type in ("text/plain", "application/x-www-form-urlencoded"):
+        got, _, err = post(url, {"prompt": "x"}, {"Content-Type": media_type})
+        assert got == 400, media_type
+        assert "Only 'application/json' is allowed" in err["error"]["message"]
+    got, _, _ = post(url, {"prompt": "x", "max_tokens": 2}, {"Content-Type": "application/json; charset=utf-8"})
+    assert got == 200
     assert http_status(f"{sim.url}/v1/nothing-here") == 404
 
 

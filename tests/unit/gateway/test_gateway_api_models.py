@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import ValidationError
-from tests.conftest import SHARED
 
 from inferplane.api.gateway_api import (
     BackendObjectReference,
@@ -17,6 +16,7 @@ from inferplane.api.gateway_api import (
     ReferenceGrant,
     parse_duration,
 )
+from tests.conftest import SHARED
 
 
 def route(rules: list[dict[str, Any]] | None = None, **spec: Any) -> dict[str, Any]:

@@ -9,12 +9,12 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.conftest import SHARED
 
 from inferplane.api.gateway_api import Gateway, HTTPPathMatch, HTTPRoute, ReferenceGrant
 from inferplane.gateway import GatewayPlan
 from inferplane.gateway import hostnames as hn
 from inferplane.gateway.reference import Request, normalize_host, path_matches, route_request
+from tests.conftest import SHARED
 
 LABELS = st.sampled_from(["a", "b", "shop", "api", "test", "x"])
 NAMES = st.lists(LABELS, min_size=1, max_size=4).map(".".join)
