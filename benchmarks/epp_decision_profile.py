@@ -30,12 +30,14 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(1)
     eps = bench.endpoints(16, rng)
-    warm = bench.workload(3000, 8000, rng)
-    bodies = bench.workload(args.decisions, 8000, rng)
+    system = bench.system_prompts(8000, rng)
+    warm = bench.workload(3000, 8000, rng, system)
+    bodies = bench.workload(args.decisions, 8000, rng, system)
     s = build_scheduler(default_epp_config(), rng=random.Random(1))
     for i, d in enumerate(warm):
         bench.decide(s, eps, d, f"w{i}")
-    phases: dict[str, list[float]] = {k: [] for k in ("parse", "prepare", "schedule", "pre_request", "total")}
+    names = ("parse", "prepare", "schedule", "pre_request", "decision", "after_reply")
+    phases: dict[str, list[float]] = {k: [] for k in names}
     tt = time.thread_time
     for i, data in enumerate(bodies):
         t0 = tt()
@@ -48,7 +50,9 @@ def main() -> None:
         t3 = tt()
         s.pre_request(req, res)
         t4 = tt()
-        for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0), strict=True):
+        s.flush_deferred()
+        t5 = tt()
+        for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0, t5 - t4), strict=True):
             phases[k].append(v)
         chosen = res.primary.target_endpoints[0]
         s.response_complete(req, chosen)

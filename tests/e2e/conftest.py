@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from tests.e2e.helpers import bring_up
 
 from inferplane.runtime import Runtime
+from tests.e2e.helpers import bring_up
 
 
 @pytest.fixture(scope="module")

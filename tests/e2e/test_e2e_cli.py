@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.e2e.helpers import DEPLOYMENTS, pids_alive, post
 
 from inferplane.net import wait_until
 from inferplane.runtime.state import StateDir
+from tests.e2e.helpers import DEPLOYMENTS, pids_alive, post
 
 INFERPLANE = [sys.executable, "-m", "inferplane"]
 CURL = re.compile(r"curl -s (http://127\.0\.0\.1:(\d+))/v1/completions .* -d '(.*)'")

@@ -8,10 +8,10 @@ import time
 
 import openai
 import pytest
-from tests.e2e.helpers import assert_openai_error, client, completion, post
 
 from inferplane.net import wait_until
 from inferplane.runtime import Runtime
+from tests.e2e.helpers import assert_openai_error, client, completion, post
 
 PATTERN = "pattern1-baseline"
 MODEL = "google/gemma-2b-it"

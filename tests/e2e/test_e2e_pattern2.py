@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from tests.e2e.helpers import assert_openai_error, client, completion
-
 from inferplane.runtime import Runtime
+from tests.e2e.helpers import assert_openai_error, client, completion
 
 PATTERN = "pattern2-multimodel"
 GEMMA = "google/gemma-2b-it"

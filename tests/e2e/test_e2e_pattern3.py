@@ -7,10 +7,9 @@ import threading
 import time
 from collections import Counter
 
-from tests.e2e.helpers import client, completion
-
 from inferplane.net import wait_until
 from inferplane.runtime import Runtime
+from tests.e2e.helpers import client, completion
 
 PATTERN = "pattern3-caching"
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"

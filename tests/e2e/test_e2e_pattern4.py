@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import time
 
-from tests.e2e.helpers import client, completion
-
 from inferplane.net import wait_until
 from inferplane.runtime import Runtime
 from inferplane.runtime.procs import pid_alive
+from tests.e2e.helpers import client, completion
 
 PATTERN = "pattern4-moe"
 MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"

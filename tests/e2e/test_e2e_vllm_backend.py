@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.e2e.helpers import SUPERVISION, client, env_with_fake_vllm
 
 from inferplane.errors import InferplaneError
 from inferplane.runtime import Runtime
 from inferplane.runtime.templates import flag_value
+from tests.e2e.helpers import SUPERVISION, client, env_with_fake_vllm
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 

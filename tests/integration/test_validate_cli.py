@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from tests.conftest import DEPLOYMENTS, REPO
 
 INVALID = REPO / "tests" / "data" / "invalid"

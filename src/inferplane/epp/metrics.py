@@ -7,9 +7,10 @@ Pool gauges are computed when Prometheus scrapes (a custom collector over the da
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from inferplane import __version__
@@ -67,6 +68,49 @@ class PoolCollector(Collector):
             )
             sat.add_metric([], float(self.saturation()))
             yield sat
+
+
+class SchedulerCollector(Collector):
+    """Plugin state the scheduler keeps (prefix index size and hit ratio, P/D decisions, KV-event index counters),
+    read at scrape time so the plugins stay free of metric code."""
+
+    def __init__(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        plugins = list(getattr(self.scheduler, "plugins", {}).values())
+        producers = [p for p in plugins if hasattr(p, "queried_blocks") and hasattr(p, "index")]
+        if producers:
+            size = GaugeMetricFamily("inference_extension_prefix_indexer_size", "Prefix hashes held in the index.")
+            size.add_metric([], float(sum(p.index.size() for p in producers)))
+            yield size
+            queried = sum(p.queried_blocks for p in producers)
+            ratio = GaugeMetricFamily(
+                "inference_extension_prefix_indexer_hit_ratio", "Matched / queried prefix blocks since start."
+            )
+            ratio.add_metric([], sum(p.hit_blocks for p in producers) / queried if queried else 0.0)
+            yield ratio
+            hit = CounterMetricFamily(
+                "inference_extension_prefix_indexer_hit_bytes", "Prompt bytes matched in the prefix index."
+            )
+            hit.add_metric([], float(sum(p.hit_bytes for p in producers)))
+            yield hit
+        handlers = [p for p in plugins if isinstance(getattr(p, "decisions", None), dict)]
+        if handlers:
+            pd = CounterMetricFamily(
+                "llm_d_inference_scheduler_pd_decision", "Prefill/decode decisions.", labels=["decision_type"]
+            )
+            for kind in ("decode-only", "prefill-decode"):
+                pd.add_metric([kind], float(sum(h.decisions.get(kind, 0) for h in handlers)))
+            yield pd
+        indexes = [p.index for p in plugins if isinstance(getattr(getattr(p, "index", None), "stats", None), dict)]
+        if indexes:
+            kv = GaugeMetricFamily(
+                "inferplane_epp_kv_index_events", "KV-event index counters (mismatches made visible).", labels=["stat"]
+            )
+            for stat in sorted({k for i in indexes for k in i.stats}):
+                kv.add_metric([stat], float(sum(i.stats.get(stat, 0) for i in indexes)))
+            yield kv
 
 
 class InfoCollector(Collector):
@@ -166,8 +210,12 @@ class EppMetrics:
         )
         r.register(InfoCollector())
 
-    def attach_pool(self, datastore: Datastore, saturation: Callable[[], float] | None = None) -> None:
+    def attach_pool(
+        self, datastore: Datastore, saturation: Callable[[], float] | None = None, scheduler: Any = None
+    ) -> None:
         self.registry.register(PoolCollector(datastore, saturation))
+        if scheduler is not None:
+            self.registry.register(SchedulerCollector(scheduler))
 
     # scheduling.framework.Observer
     def plugin_duration(self, extension_point: str, plugin_type: str, plugin_name: str, seconds: float) -> None:

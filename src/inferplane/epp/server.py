@@ -69,7 +69,7 @@ class EppServer:
         rng = random.Random(opts.seed)
         self.scheduler = build_scheduler_for(opts.config, self.metrics, rng)
         self.admission = build_admission(opts.config, self.datastore, self.metrics, self.scheduler)
-        self.metrics.attach_pool(self.datastore, self.admission.saturation)
+        self.metrics.attach_pool(self.datastore, self.admission.saturation, self.scheduler)
         self.datastore.rewriter = ModelRewriter(rng=rng)
         self.director = Director(self.datastore, self.scheduler, self.metrics, admit=self.admission.admit, rng=rng)
         self.servicer = ExtProcServicer(self.director, opts.default_body_mode)

@@ -83,9 +83,9 @@ def _json_error(message: str, kind: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": "%RESPONSE_CODE%"}}
 
 
-def _local_reply_config() -> dict[str, Any]:
-    """Gateway-generated errors as OpenAI-style JSON (404 no route, 503 no reachable backend, 504 timeout);
-    replies from the model servers and the ext_proc servers pass unchanged."""
+def _local_reply_config(max_request_bytes: int) -> dict[str, Any]:
+    """Gateway-generated errors as OpenAI-style JSON (404 no route, 413 body too large, 503 no reachable backend,
+    504 timeout); replies from the model servers and the ext_proc servers pass unchanged."""
 
     def mapper(flags: list[str], message: str, kind: str) -> dict[str, Any]:
         return {
@@ -93,8 +93,22 @@ def _local_reply_config() -> dict[str, Any]:
             "body_format_override": {"json_format": _json_error(message, kind)},
         }
 
+    # only Envoy itself answers 413 here: a body over the buffer limit of the buffered ext_proc filters
+    too_large = {
+        "filter": {
+            "status_code_filter": {
+                "comparison": {"op": "EQ", "value": {"default_value": 413, "runtime_key": "inferplane.no_key"}}
+            }
+        },
+        "body_format_override": {
+            "json_format": _json_error(
+                f"request body larger than the gateway's limit of {max_request_bytes} bytes", "BadRequestError"
+            )
+        },
+    }
     return {
         "mappers": [
+            too_large,
             mapper(["NR"], "no route matches this request (path, host, headers or model)", "NotFoundError"),
             mapper(["UT"], "the backend did not answer within the route's timeout", "TimeoutError"),
             mapper(
@@ -222,7 +236,7 @@ class _Builder:
             ],
             route_config={"name": f"gateway_{port}", "virtual_hosts": vhosts},
             http_filters=filters,
-            local_reply_config=_local_reply_config(),
+            local_reply_config=_local_reply_config(self.options.max_request_bytes),
         )
         if self.options.access_log_path:
             hcm["access_log"] = [_access_log(self.options.access_log_path)]

@@ -190,3 +190,21 @@ def test_model_routes_to_its_pool_and_that_pool_s_picker(tmp_path: Path) -> None
     finally:
         for p in reversed(started):
             p.stop()
+
+
+def test_large_bodies(gateway_port: int) -> None:
+    """10 MB passes through the router unchanged; beyond the gateway's 16 MiB buffer is a JSON 413."""
+    prompt = "x" * (10 * 1024 * 1024)
+    body = json.dumps({"model": "Qwen/Qwen3-32B", "prompt": prompt}).encode()
+    resp = completion(gateway_port, body)
+    assert (resp.status, resp.backend) == (200, "qwen")
+    assert resp.json()["body_len"] == len(body)
+    huge = json.dumps({"model": "Qwen/Qwen3-32B", "prompt": "x" * (17 * 1024 * 1024)}).encode()
+    resp = completion(gateway_port, huge)
+    assert resp.status == 413
+    assert "larger than" in resp.json()["error"]["message"]
+
+
+def test_wrong_content_type_still_routes_on_a_json_body(gateway_port: int) -> None:
+    resp = completion(gateway_port, b'{"model": "Qwen/Qwen3-32B"}', **{"content-type": "text/plain"})
+    assert (resp.status, resp.backend) == (200, "qwen")

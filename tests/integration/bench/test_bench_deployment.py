@@ -8,10 +8,10 @@ import subprocess
 from pathlib import Path
 
 import matplotlib.image as mpimg
-from tests.conftest import DEPLOYMENTS
-from tests.support.procs import INFERPLANE
 
 from inferplane.bench.peers import PEERS
+from tests.conftest import DEPLOYMENTS
+from tests.support.procs import INFERPLANE
 
 PATTERN3 = str(DEPLOYMENTS / "pattern3-caching")
 WORKLOAD = "shared-prefix:num_groups=4,num_prompts_per_group=4,system_prompt_len=320,question_len=16,output_len=6"

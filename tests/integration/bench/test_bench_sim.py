@@ -12,13 +12,13 @@ from pathlib import Path
 
 import matplotlib.image as mpimg
 import pytest
-from tests.support.procs import INFERPLANE, Proc
 
 from inferplane.bench.client import Target
 from inferplane.bench.loadgen import LoadGenerator, Stage
 from inferplane.bench.selftest import measure_ceiling
 from inferplane.bench.workloads import WorkloadConfig, build_workload
 from inferplane.net import free_port, http_status
+from tests.support.procs import INFERPLANE, Proc
 
 MODEL = "bench-model"
 

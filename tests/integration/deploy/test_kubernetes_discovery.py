@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 from kubernetes import config
-from tests.integration.deploy.fakekube import FakeKubeApi, inference_pool, objective, pod
 
 from inferplane.epp.datalayer.discovery import EndpointSpec
 from inferplane.epp.datalayer.kubernetes import (
@@ -27,6 +26,7 @@ from inferplane.epp.datalayer.kubernetes import (
     ObjectiveSpec,
 )
 from inferplane.errors import ConfigError
+from tests.integration.deploy.fakekube import FakeKubeApi, inference_pool, objective, pod
 
 NS = "llm"
 PODS = FakeKubeApi.pods(NS)

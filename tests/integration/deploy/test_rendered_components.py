@@ -13,14 +13,13 @@ import json
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import DEPLOYMENTS
-from tests.integration.deploy.fakekube import FakeKubeApi, pod
-from tests.support.procs import INFERPLANE, Proc
-
 from inferplane.deploy.command import render_path
 from inferplane.deploy.plan import RenderOptions
 from inferplane.epp.datalayer.kubernetes import POOL_GROUP, POOL_PLURAL, POOL_VERSION
 from inferplane.net import LOOPBACK, free_ports, wait_http_ok
+from tests.conftest import DEPLOYMENTS
+from tests.integration.deploy.fakekube import FakeKubeApi, pod
+from tests.support.procs import INFERPLANE, Proc
 
 SIM = RenderOptions("kubernetes", "inferplane:test", "istio", backend="sim")
 

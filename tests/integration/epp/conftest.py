@@ -12,10 +12,10 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from tests.support.envoy import Envoy, start_envoy
-from tests.support.procs import INFERPLANE, Proc
 
 from inferplane.net import LOOPBACK, free_port, free_ports, http_status
+from tests.support.envoy import Envoy, start_envoy
+from tests.support.procs import INFERPLANE, Proc
 
 MODEL = "m"
 

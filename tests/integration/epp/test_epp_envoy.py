@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from inferplane.net import LOOPBACK, free_ports, wait_until
 from tests.integration.epp.conftest import Epp, Reply, complete, gateway, start_epp, start_sims
 from tests.support.envoy import Envoy
 from tests.support.procs import Proc
-
-from inferplane.net import LOOPBACK, free_ports, wait_until
 
 STACK_CONFIG = """
 apiVersion: inference.networking.x-k8s.io/v1alpha1

@@ -51,7 +51,10 @@ def send(
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         all_headers = {"Host": host or f"127.0.0.1:{port}", **(headers or {})}
-        conn.request(method, target, body=body, headers=all_headers)
+        try:
+            conn.request(method, target, body=body, headers=all_headers)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the gateway answered (e.g. 413) before reading the whole body: its answer is still readable
         resp = conn.getresponse()
         return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
     finally:

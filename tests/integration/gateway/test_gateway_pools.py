@@ -153,3 +153,18 @@ def test_inflight_request_survives_endpoint_update(echo: dict[str, str], tmp_pat
         thread.join(10)
         assert [(r.status, r.backend) for r in slow] == [(200, "e1")]
         assert applied_s < 2.0
+
+
+def test_a_dead_pick_is_retried_on_another_pool_member(echo: dict[str, str], tmp_path: Path, procs: list) -> None:
+    """A replica that died after the picker chose it: the connection fails before the request started, so Envoy
+    retries it on another member instead of answering 503."""
+    dead = f"127.0.0.1:{free_port()}"
+    members = [dead, echo["e1"]]
+    picker, picker_port = start_picker(members, tmp_path)
+    procs.append(picker)
+    plan = plan_for(
+        [{"backendRefs": [pool_ref("pool")]}], {"pool": PoolBinding(members, f"127.0.0.1:{picker_port}")}, echo
+    )
+    with running_gateway(plan, tmp_path / "envoy"):
+        port = plan.local_port("default/gw", 80)
+        assert served(port, 4, **{"test-epp-endpoint-selection": dead}) == {"e1": 4}

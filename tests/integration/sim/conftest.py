@@ -6,9 +6,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from tests.support.procs import INFERPLANE, Proc
 
 from inferplane.net import free_consecutive_ports, free_port, http_status
+from tests.support.procs import INFERPLANE, Proc
 
 
 @dataclass

@@ -9,9 +9,9 @@ import urllib.request
 
 import openai
 import pytest
-from tests.integration.sim.conftest import StartSim
 
 from inferplane.net import http_status, wait_until
+from tests.integration.sim.conftest import StartSim
 
 
 def post(url: str, body: bytes | dict, headers: dict[str, str] | None = None) -> tuple[int, dict, dict]:

@@ -9,11 +9,11 @@ import urllib.request
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
-from tests.integration.sim.conftest import StartSim
 
 from inferplane.sim.latency import PrefillChunk, RooflineModel, StepBatch
 from inferplane.sim.profiles import load_profile
 from inferplane.tokenizer import get_tokenizer
+from tests.integration.sim.conftest import StartSim
 
 WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "kappa", "lambda", "sigma", "omega"]
 

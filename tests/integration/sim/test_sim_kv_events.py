@@ -8,12 +8,12 @@ import time
 import urllib.request
 
 import zmq
-from tests.integration.sim.conftest import StartSim
 
 from inferplane.net import free_port
 from inferplane.sim.kvblocks import block_hashes
 from inferplane.sim.kvevents import BlockRemoved, BlockStored, decode_batch
 from inferplane.tokenizer import get_tokenizer
+from tests.integration.sim.conftest import StartSim
 
 
 def complete(url: str, prompt: str) -> dict:

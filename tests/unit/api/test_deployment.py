@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import DEPLOYMENTS
-from tests.unit.api.helpers import GATEWAY, flat, pool, route, write_tree
-
 from inferplane.api import load_deployment
 from inferplane.api.summary import summarize
+from tests.conftest import DEPLOYMENTS
+from tests.unit.api.helpers import GATEWAY, flat, pool, route, write_tree
 
 OTHERS = """
 apiVersion: v1

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.api.helpers import GATEWAY, flat, pool, route, write_tree
 
 from inferplane.api import DiagnosticsError, load_deployment
 from inferplane.api.epp_config import default_epp_config
+from tests.unit.api.helpers import GATEWAY, flat, pool, route, write_tree
 
 EPP = """
 apiVersion: inference.networking.x-k8s.io/v1alpha1

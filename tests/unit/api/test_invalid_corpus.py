@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.conftest import REPO
 
 from inferplane.api import DiagnosticsError, load_deployment
+from tests.conftest import REPO
 
 CORPUS = REPO / "tests" / "data" / "invalid"
 CASES: dict[str, list[dict[str, Any]]] = yaml.safe_load((CORPUS / "cases.yaml").read_text())

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.unit.api.helpers import GATEWAY, flat, pool, route, write_tree
 
 from inferplane.api import DiagnosticsError, load_deployment
 from inferplane.api.lws import LeaderWorkerSet
 from inferplane.api.objective import InferenceModel
 from inferplane.api.pool import LegacyInferencePool
+from tests.unit.api.helpers import GATEWAY, flat, pool, route, write_tree
 
 
 def test_legacy_pool_converts_to_v1_with_upstream_defaults() -> None:

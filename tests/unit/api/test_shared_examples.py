@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.conftest import SHARED
 
 from inferplane.api import DiagnosticsError, load_deployment
+from tests.conftest import SHARED
 
 LLMD = SHARED / "schemas" / "llmd"
 GIE = SHARED / "schemas" / "gie"

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import DEPLOYMENTS, SHARED
 
 from inferplane.cli import main
 from inferplane.deploy.validate import SCHEMAS_ENV
+from tests.conftest import DEPLOYMENTS, SHARED
 
 P1 = str(DEPLOYMENTS / "pattern1-baseline")
 P2 = str(DEPLOYMENTS / "pattern2-multimodel")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from tests.unit.deploy.conftest import options, plan, pool, route
-
 from inferplane.deploy.crosscheck import crosscheck
 from inferplane.deploy.render import render
+from tests.unit.deploy.conftest import options, plan, pool, route
 
 
 def manifests() -> list[dict]:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.conftest import DEPLOYMENTS, REPO
 
 from inferplane.deploy.crosscheck import crosscheck
 from inferplane.deploy.golden import CASES, GoldenCase, main, render_case
 from inferplane.deploy.validate import ManifestValidator
 from inferplane.errors import UsageError
+from tests.conftest import DEPLOYMENTS, REPO
 
 GOLDEN = REPO / "tests" / "data" / "golden"
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from tests.unit.deploy.conftest import EPP_CONFIG, options, plan, pool, route, server
 
 from inferplane.deploy.crosscheck import crosscheck
 from inferplane.deploy.plan import RenderPlan
 from inferplane.deploy.render import KIND_ORDER, render, to_stream, write_dir
 from inferplane.errors import UsageError
+from tests.unit.deploy.conftest import EPP_CONFIG, options, plan, pool, route, server
 
 
 def by(manifests: list[dict], kind: str, name: str | None = None) -> dict:

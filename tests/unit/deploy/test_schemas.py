@@ -12,8 +12,6 @@ import copy
 import shutil
 
 import pytest
-from tests.conftest import DEPLOYMENTS, SHARED
-from tests.unit.deploy.conftest import options, plan, pool, route, server
 
 from inferplane.deploy.command import render_path
 from inferplane.deploy.crd import to_json_schema
@@ -22,6 +20,8 @@ from inferplane.deploy.plan import RenderOptions
 from inferplane.deploy.render import render
 from inferplane.deploy.validate import ManifestValidator
 from inferplane.errors import UsageError
+from tests.conftest import DEPLOYMENTS, SHARED
+from tests.unit.deploy.conftest import options, plan, pool, route, server
 
 HAND_WRITTEN = {
     "HealthCheckPolicy", "GCPBackendPolicy", "GCPRoutingExtension", "PodMonitoring", "PodMonitor",

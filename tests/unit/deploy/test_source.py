@@ -7,10 +7,10 @@ import shutil
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from tests.conftest import DEPLOYMENTS
 
 from inferplane.deploy.plan import RenderOptions
 from inferplane.deploy.source import _LAUNCH_FLAGS, _extra_vllm_args, build_plan, load_for_render
+from tests.conftest import DEPLOYMENTS
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from typing import Any
 import pytest
 import yaml
 from pydantic import ValidationError
-from tests.conftest import SHARED
 
 from inferplane.api.epp_config import (
     EndpointPickerConfig,
@@ -18,6 +17,7 @@ from inferplane.api.epp_config import (
 )
 from inferplane.epp.scheduling import build_scheduler
 from inferplane.errors import ConfigError
+from tests.conftest import SHARED
 
 from .helpers import config
 

@@ -177,6 +177,8 @@ def test_autotune_takes_block_size_and_capacity_from_metrics() -> None:
     r = request("y" * 160)  # 10 blocks of 16 characters
     res = s.schedule(r, [eps[0]])
     s.pre_request(r, res)
+    assert producer.index.pod_size(eps[0].hostport) == 0  # the update waits for flush (or the next PrepareData)
+    s.flush_deferred()
     assert producer.index.pod_size(eps[0].hostport) == 3  # capacity num_gpu_blocks
     off = scheduler(one_scorer("prefix-cache-scorer", {"autoTune": False, "blockSizeTokens": 8}))
     assert off.handle.first_of_type("approx-prefix-cache-producer").block_chars(eps) == 32

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-from tests.unit.epp_server.conftest import REQ_HEADERS, Pool, body_msg, headers_msg, start_pool, stop_pool, wait_for
-from tests.unit.epp_server.test_extproc_protocol import BODY, dest_of, no_message, read
-
 from inferplane.api.epp_config import EndpointPickerConfig
 from inferplane.epp.datalayer.datastore import Objective
+from tests.unit.epp_server.conftest import REQ_HEADERS, Pool, body_msg, headers_msg, start_pool, stop_pool, wait_for
+from tests.unit.epp_server.test_extproc_protocol import BODY, dest_of, no_message, read
 
 
 async def saturate(pool: Pool, waiting: int) -> None:

@@ -8,13 +8,13 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.unit.epp_server.conftest import MetricsEndpoint, wait_for
 
 from inferplane.epp.datalayer.datastore import Datastore
 from inferplane.epp.datalayer.discovery import EndpointSpec
 from inferplane.epp.datalayer.endpoints_file import FileDiscovery, parse_endpoints_file
 from inferplane.epp.datalayer.scraper import MetricsScraper
 from inferplane.errors import ConfigError
+from tests.unit.epp_server.conftest import MetricsEndpoint, wait_for
 
 
 def write_atomically(path: Path, data: object) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from inferplane.epp.extproc import BODY_CHUNK, BUFFERED, FULL_DUPLEX, NONE, STREAMED
 from tests.unit.epp_server.conftest import (
     REQ_HEADERS,
     Pool,
@@ -21,8 +23,6 @@ from tests.unit.epp_server.conftest import (
     stop_pool,
     wait_for,
 )
-
-from inferplane.epp.extproc import BODY_CHUNK, BUFFERED, FULL_DUPLEX, NONE, STREAMED
 
 BODY = json.dumps({"model": "m", "prompt": "hello " * 30, "max_tokens": 5}).encode()
 
@@ -354,6 +354,8 @@ async def test_exported_metric_names(pool: Pool) -> None:
         "inference_extension_scheduler_attempts_total",
         "inference_extension_plugin_duration_seconds",
         "inference_extension_info",
+        "inference_extension_prefix_indexer_size",
+        "inference_extension_prefix_indexer_hit_ratio",
     ):
         assert name in page, name
     assert 'inference_pool_ready_pods{name="pool"} 3.0' in page

@@ -11,7 +11,6 @@ import zmq
 import zmq.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tests.unit.epp_server.conftest import wait_for
 
 from inferplane.epp.datalayer.datastore import Datastore
 from inferplane.epp.datalayer.discovery import EndpointSpec
@@ -26,6 +25,7 @@ from inferplane.epp.datalayer.kvevents import (
     encode_message,
     parse_topic,
 )
+from tests.unit.epp_server.conftest import wait_for
 
 
 def frames(topic: str, seq: int, payload: object) -> list[bytes]:

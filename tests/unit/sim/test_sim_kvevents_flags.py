@@ -6,12 +6,12 @@ import argparse
 
 import msgpack
 import pytest
-from tests.conftest import SHARED
 
 from inferplane.errors import UsageError
 from inferplane.sim import command
 from inferplane.sim.kvevents import AllBlocksCleared, BlockRemoved, BlockStored, decode_batch, encode_batch
 from inferplane.sim.kvpublisher import offset_endpoint, parse_kv_events_config
+from tests.conftest import SHARED
 
 
 def test_event_batch_is_vllm_positional_msgpack() -> None:

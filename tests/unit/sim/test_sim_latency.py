@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.conftest import SHARED
 
 from inferplane.errors import ConfigError
 from inferplane.sim.latency import (
@@ -18,6 +17,7 @@ from inferplane.sim.latency import (
     build_latency_model,
 )
 from inferplane.sim.profiles import default_profile_name, load_profile, profile_names
+from tests.conftest import SHARED
 
 CALIB = json.loads((SHARED / "calibration" / "h100-hf-eager.json").read_text())["models"]["llama-8b"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from time import perf_counter
+from typing import Any
 
 from inferplane.epp.scheduling.framework import (
     CycleState,
@@ -55,6 +56,7 @@ class Scheduler:
         self._received = [p for p in hooks if hook_overridden(p, "response_received")]
         self._streaming = [p for p in hooks if hook_overridden(p, "response_streaming")]
         self._complete = [p for p in hooks if hook_overridden(p, "response_complete")]
+        self._deferred: list[Any] = [p for p in plugins.values() if callable(getattr(p, "flush", None))]
 
     # ---- the decision -------------------------------------------------------------------------------------
 
@@ -127,8 +129,7 @@ class Scheduler:
                 obs.plugin_duration("Scorer", scorer.type_name, scorer.name, perf_counter() - t0)
             # Clamp to [0, 1] before weighting, as the upstream framework does; weights are not normalised.
             totals = [
-                t + weight * (0.0 if v < 0.0 else 1.0 if v > 1.0 else v)
-                for t, v in zip(totals, scores, strict=True)
+                t + weight * (0.0 if v < 0.0 else 1.0 if v > 1.0 else v) for t, v in zip(totals, scores, strict=True)
             ]
         scored = [ScoredEndpoint(e, t) for e, t in zip(endpoints, totals, strict=True)]
         picker = profile.picker
@@ -143,7 +144,7 @@ class Scheduler:
         if not picked:
             raise NoEndpointsAvailable(f"no endpoints available: picker of profile {profile.name!r} chose none")
         return ProfileRunResult(
-            target_endpoints=picked, scores={e.hostport: t for e, t in zip(endpoints, totals, strict=True)}
+            target_endpoints=picked, scores=dict(zip(cycle.hostports(endpoints), totals, strict=True))
         )
 
     # ---- request-control hooks around the decision --------------------------------------------------------
@@ -162,6 +163,16 @@ class Scheduler:
             if out:
                 headers.update(out)
         return headers
+
+    def flush_deferred(self) -> None:
+        """Work that PreRequest plugins left for after the decision (the prefix index update). Call it once the
+        response to the proxy is sent (e.g. `loop.call_soon`); otherwise it runs at the next PrepareData."""
+        obs = self.observer
+        for p in self._deferred:
+            t0 = perf_counter()
+            p.flush()
+            if obs is not None:
+                obs.plugin_duration("PreRequest", p.type_name, p.name, perf_counter() - t0)
 
     def response_received(self, request: LLMRequest, endpoint: Endpoint | None) -> dict[str, str]:
         """Response headers arrived from `endpoint`; returns response headers to add."""

@@ -124,6 +124,7 @@ class ApproxPrefixCacheProducer(RequestHooks):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.index = ApproxPrefixIndex(self.params.lru_capacity_per_server)
+        self._pending: list[tuple[str, list[int], int | None]] = []
         self._block_chars = (float("-inf"), 0)  # (valid until, value): autotune re-reads metrics once a second
         self._seen: set[str] = set()
         self._next_prune = self.handle.clock() + PRUNE_INTERVAL_S
@@ -149,6 +150,8 @@ class ApproxPrefixCacheProducer(RequestHooks):
         return value
 
     def prepare_request_data(self, request: LLMRequest, endpoints: list[Endpoint], state: RequestState) -> None:
+        if self._pending:
+            self.flush()
         data = user_input_bytes(request.body)
         block_chars = self.block_chars(endpoints)
         p = self.params
@@ -179,8 +182,20 @@ class ApproxPrefixCacheProducer(RequestHooks):
         for e in targets:
             hp = e.hostport
             self._seen.add(hp)
-            self.index.add(hp, info.hashes, e.metrics.cache_num_gpu_blocks if auto else None)
+            # Upstream updates the index asynchronously after the decision. Here the update waits in `_pending`
+            # until `flush()` (the EPP calls it once the response to Envoy is on its way) or, at the latest, the
+            # next PrepareData, so every match still sees every earlier decision.
+            self._pending.append((hp, info.hashes, e.metrics.cache_num_gpu_blocks if auto else None))
         return None
+
+    def flush(self) -> None:
+        """Apply the index updates of the decisions made so far."""
+        pending = self._pending
+        if pending:
+            self._pending = []
+            add = self.index.add
+            for hp, hashes, capacity in pending:
+                add(hp, hashes, capacity)
 
     def _prune(self, endpoints: list[Endpoint]) -> None:
         """Every 2 minutes, forget endpoints that were neither candidates now nor chosen since the last prune."""

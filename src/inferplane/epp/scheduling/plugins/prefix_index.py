@@ -61,21 +61,23 @@ class ApproxPrefixIndex:
         move = lru.move_to_end
         alone = frozenset((pod,))
         intern = self._intern
+        only_this = intern(alone)  # the shared set of hashes held by this endpoint alone (the common case)
         for h in hashes:
             if h in lru:
                 move(h)
             else:
                 lru[h] = None
                 old = h2p.get(h)
-                if old is None:
-                    h2p[h] = intern(alone)
-                else:
-                    h2p[h] = intern(old | alone)
+                h2p[h] = only_this if old is None else intern(old | alone)
         if len(lru) > cap:
             popitem = lru.popitem
             for _ in range(len(lru) - cap):
                 evicted, _ = popitem(last=False)
-                self._drop(evicted, pod)
+                old = h2p.get(evicted)
+                if old is only_this:
+                    del h2p[evicted]
+                elif old is not None and pod in old:
+                    h2p[evicted] = intern(old - alone)
 
     def match(self, hashes: list[int]) -> Counter[str]:
         """Walk the chain; every endpoint holding a hash gets +1; stop at the first hash nobody holds."""
