@@ -1,6 +1,9 @@
 """Cost of reading a model server's /metrics page, hand-written parser vs prometheus_client's parser.
 
-    .venv/bin/python benchmarks/epp_metrics_parse.py
+    .venv/bin/python benchmarks/epp_metrics_parse.py [--http]
+
+With --http it also measures the CPU cost of one scrape GET against a real simulator process: aiohttp's
+ClientSession (keep-alive) vs the scraper's own keep-alive client (inferplane.epp.datalayer.http_get).
 
 The page imitates vLLM's: the gauges the EPP reads plus the histograms vLLM exports (which dominate the size).
 The EPP parses every endpoint's page 20 times a second (--refresh-metrics-interval 50ms).
@@ -76,5 +79,53 @@ def main() -> None:
           f"prometheus_client {ref * 20 * 1e3:.1f} ms")  # fmt: skip
 
 
+def http_clients(n: int = 400) -> None:
+    import sys
+    from pathlib import Path
+
+    import aiohttp
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.support.procs import INFERPLANE, Proc
+
+    from inferplane.epp.datalayer.http_get import HTTPGetter
+    from inferplane.net import LOOPBACK, free_port, http_status
+
+    port = free_port()
+    sim = Proc([*INFERPLANE, "sim", "--model", "m", "--host", LOOPBACK, "--port", str(port), "--zero-latency"])
+    try:
+        sim.wait_ready(lambda: http_status(f"http://{LOOPBACK}:{port}/health/ready") == 200, 60)
+
+        async def run() -> None:
+            url = f"http://{LOOPBACK}:{port}/metrics"
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+                for _ in range(2):
+                    c0 = time.process_time()
+                    for _ in range(n):
+                        async with session.get(url) as r:
+                            body = await r.read()
+                    aio = (time.process_time() - c0) / n
+                    getter = HTTPGetter(LOOPBACK, port)
+                    c0 = time.process_time()
+                    for _ in range(n):
+                        _, own = await getter.get(1.0)
+                    mine = (time.process_time() - c0) / n
+                    getter.close()
+                    assert len(own) == len(body) > 0
+                    assert getter.connections == 1, getter.connections
+                    print(f"scrape GET of a {len(body)}-byte page, CPU per request: aiohttp {aio * 1e6:.0f} µs, "
+                          f"http_get {mine * 1e6:.0f} µs ({aio / mine:.1f}x)")  # fmt: skip
+
+        import uvloop
+
+        uvloop.run(run())  # the EPP's loop
+    finally:
+        sim.stop()
+
+
 if __name__ == "__main__":
+    import sys
+
     main()
+    if "--http" in sys.argv:
+        http_clients()

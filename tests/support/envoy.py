@@ -140,6 +140,17 @@ class EnvoyConfig:
             route["retry_policy"] = {
                 "retry_on": "connect-failure,refused-stream,reset-before-request",
                 "num_retries": self.retries,
+                # a retry goes elsewhere: the picker's fallbacks first, then hosts not tried yet
+                "retry_host_predicate": [
+                    {
+                        "name": "envoy.retry_host_predicates.previous_hosts",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3."
+                            "PreviousHostsPredicate"
+                        },
+                    }
+                ],
+                "host_selection_retry_max_attempts": 5,
             }
         clusters = [self.pool_cluster()]
         if self.ext_proc_port is not None:

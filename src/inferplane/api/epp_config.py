@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, field_serializer, field_validator, model_validator
 
 from inferplane.api.base import ApiModel
 
@@ -155,7 +155,9 @@ class FlowControlConfig(ApiModel):
     max_bytes: int | None = None
     max_requests: int | None = None
     default_request_ttl: float | None = Field(
-        default=None, validation_alias=AliasChoices("defaultRequestTTL", "defaultRequestTtl", "default_request_ttl")
+        default=None,
+        validation_alias=AliasChoices("defaultRequestTTL", "defaultRequestTtl", "default_request_ttl"),
+        serialization_alias="defaultRequestTTL",
     )
     default_priority_band: PriorityBandConfig | None = None
     priority_bands: list[PriorityBandConfig] = Field(default_factory=list)
@@ -170,6 +172,10 @@ class FlowControlConfig(ApiModel):
     @classmethod
     def _ttl(cls, v: Any) -> float | None:
         return None if v is None else parse_duration(v)
+
+    @field_serializer("default_request_ttl")
+    def _ttl_out(self, v: float | None) -> str | None:
+        return None if v is None else f"{v:g}s"
 
     @model_validator(mode="after")
     def _bands_unique(self) -> FlowControlConfig:

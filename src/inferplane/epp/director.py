@@ -202,6 +202,12 @@ class Director:
         # 9. the body, re-marshalled only when it changed
         return Decision(destination=result.destination_header(), set_headers=headers, body=new_body)
 
+    def after_reply(self) -> None:
+        """The decision has been sent: run what the scheduler deferred until then."""
+        flush = getattr(self.scheduler, "flush_deferred", None)
+        if flush is not None:
+            flush()
+
     def _target_model(self, ctx: RequestContext) -> str:
         """`x-gateway-model-name-rewrite`, else the weighted InferenceModelRewrite rules (flowcontrol.rewrite)."""
         decision = self.datastore.rewriter.rewrite(ctx.incoming_model, ctx.headers)

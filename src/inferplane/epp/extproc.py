@@ -119,7 +119,17 @@ def streamed_body(body: bytes, end_of_stream: bool, request: bool) -> list[pb.Pr
 class _Stream:
     """The state of one ext_proc stream (one HTTP request)."""
 
-    __slots__ = ("body", "ctx", "decided", "director", "request_mode", "response_mode", "stripped", "subset")
+    __slots__ = (
+        "body",
+        "ctx",
+        "decided",
+        "director",
+        "flushed",
+        "request_mode",
+        "response_mode",
+        "stripped",
+        "subset",
+    )
 
     def __init__(self, director: Director, default_mode: int) -> None:
         self.director = director
@@ -130,6 +140,7 @@ class _Stream:
         self.subset: list[str] | None = None
         self.stripped: list[str] = []
         self.decided = False
+        self.flushed = False
 
     async def on_request_headers(self, req: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
         if req.HasField("protocol_config"):
@@ -273,6 +284,11 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
                     out = [immediate(internal("unexpected error in the endpoint picker"))]
                 for resp in out:
                     await context.write(resp)
+                if stream.decided and not stream.flushed:
+                    # the answer is on its way to Envoy: now the scheduler's deferred work (the prefix index
+                    # update) runs, off the request's critical path
+                    stream.flushed = True
+                    self.director.after_reply()
         finally:
             # Client disconnect, upstream reset and Envoy tearing the stream down all end here (a cancelled read
             # raises CancelledError through this frame): in-flight accounting always ends.

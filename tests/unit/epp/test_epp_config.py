@@ -216,3 +216,23 @@ def test_builder_errors_are_clear() -> None:
     }
     with pytest.raises(ConfigError, match="more than one picker"):
         build_scheduler(config(pickers))
+
+
+@pytest.mark.parametrize(("where", "data"), ALL, ids=[w for w, _ in ALL])
+def test_dump_round_trips(where: str, data: dict[str, Any]) -> None:
+    cfg = EndpointPickerConfig.model_validate(data)
+    again = EndpointPickerConfig.model_validate(yaml.safe_load(yaml.safe_dump(_dump(cfg))))
+    assert again == cfg
+
+
+def _dump(cfg: EndpointPickerConfig) -> dict[str, Any]:
+    return cfg.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def test_flow_control_dump_uses_upstream_spellings() -> None:
+    cfg = config({"featureGates": ["flowControl"], "flowControl": {"defaultRequestTTL": "1m30s", "maxBytes": "1Ki"}})
+    out = _dump(cfg)
+    assert out["flowControl"] == {"maxBytes": 1024, "defaultRequestTTL": "90s", "priorityBands": []}
+    assert EndpointPickerConfig.model_validate(out) == cfg
+    full = apply_system_defaults(default_epp_config())
+    assert EndpointPickerConfig.model_validate(_dump(full)) == full

@@ -287,3 +287,60 @@ def test_idle_flows_and_bands_are_collected() -> None:
     h.clock.advance(601)
     h.a.pump(h.eps)
     assert 3 not in h.a.flow.bands
+
+
+def test_edf_ordering_serves_the_earliest_deadline_first() -> None:
+    h = Harness({"flowControl": {"priorityBands": [{"priority": 0, "orderingPolicyRef": "edf-ordering-policy"}]}})
+    h.load(1)
+    flow = h.a.flow
+    assert flow is not None
+    late = flow.enqueue(request(fairness_id="f"), ttl=30)
+    soon = flow.enqueue(request(fairness_id="f"), ttl=5)
+    none = flow.enqueue(request(fairness_id="f"), ttl=0)  # no deadline: after those with one
+    h.load(0)
+    assert [flow.pump(h.eps, max_dispatch=1)[0] for _ in range(3)] == [soon, late, none]
+
+
+def test_usage_limit_policy_threshold() -> None:
+    h = Harness(
+        {
+            "plugins": [
+                {"type": "concurrency-detector", "parameters": {"maxConcurrency": 4}},
+                {"type": "static-usage-limit-policy", "parameters": {"limit": 0.5}},
+            ],
+            "flowControl": {"usageLimitPolicyPluginRef": "static-usage-limit-policy"},
+        }
+    )
+    h.load(2)  # saturation 0.5: at the limit, nothing dispatches
+    t = h.submit()
+    assert not t.done
+    h.load(1)
+    assert h.a.pump(h.eps) == [t]
+
+
+def test_concurrency_detector_tokens_mode_and_filter() -> None:
+    cfg = config(
+        {
+            "plugins": [
+                {
+                    "type": "concurrency-detector",
+                    "parameters": {"concurrencyMode": "tokens", "maxTokenConcurrency": 100},
+                },
+                {"type": "queue-scorer"},
+            ],
+            "saturationDetector": {"pluginRef": "concurrency-detector"},
+            "schedulingProfiles": [
+                {"name": "d", "plugins": [{"pluginRef": "concurrency-detector"}, {"pluginRef": "queue-scorer"}]}
+            ],
+        }
+    )
+    s = build_scheduler(cfg, rng=random.Random(0), clock=FakeClock())
+    a = AdmissionController.from_config(cfg, scheduler=s)
+    eps = [endpoint(1), endpoint(2)]
+    inflight = s.handle.first_of_type("inflight-load-producer")
+    inflight.tokens[eps[0].hostport] = 150
+    assert a.detector.saturation(eps) == 0.75
+    assert s.schedule(request(), eps).primary.target_endpoints == [eps[1]]  # the full one is filtered out
+    inflight.tokens[eps[1].hostport] = 100
+    # Both full: the filter fails open and keeps every endpoint.
+    assert [e.name for e in a.detector.filter(CycleState(), request(), eps)] == ["pod-1", "pod-2"]

@@ -148,3 +148,14 @@ def test_chat_text_matches_the_simulator_template() -> None:
     r = request("what is in the cache?", chat=True)
     assert r.body is not None
     assert model_input_text(r) == chat_prompt(r.body.raw)[0]
+
+
+def test_bare_ip_topics_match_the_endpoint() -> None:
+    s = scheduler(one_scorer("precise-prefix-cache-scorer", {"tokenProcessorConfig": {"blockSize": BS}}))
+    scorer = s.plugins["precise-prefix-cache-scorer"]
+    eps = [endpoint(1), endpoint(2)]
+    prompt = "older simulators publish kv@<ip>@<model> topics " * 3
+    bm = BlockManager(num_blocks=1000, block_size=BS)
+    serve(bm, get_tokenizer().encode(prompt))
+    scorer.on_kv_events("10.0.0.2", _Batch("m", bm.take_events()))
+    assert raw_scores(s, request(prompt), eps) == [0.0, 1.0]

@@ -373,3 +373,30 @@ async def test_full_duplex_is_the_default_without_protocol_config(pool: Pool) ->
     assert (await read(call)).WhichOneof("response") == "request_headers"
     assert isinstance(FULL_DUPLEX, int)
     assert pb is not None
+
+
+async def test_streamed_response_mode_answers_every_chunk(pool: Pool) -> None:
+    """Envoy's STREAMED response mode (the local gateway's choice with BUFFERED requests): every chunk gets its own
+    answer, rewritten in place when the model was rewritten; usage is still read at the end."""
+    call = pool.open()
+    await call.write(
+        headers_msg(
+            {**REQ_HEADERS, "x-gateway-model-name-rewrite": "m-v2"}, request_mode=BUFFERED, response_mode=STREAMED
+        )
+    )
+    await read(call)
+    await call.write(body_msg(BODY, True))
+    dest = dest_of(await read(call), "request_body")
+    await call.write(resp_headers_msg({":status": "200", "content-type": "application/json"}, served=dest))
+    await read(call)
+    first = b'{"object":"text_completion","model":"m-v2",'
+    await call.write(resp_body_msg(first, False))
+    out = (await read(call)).response_body.response
+    assert out.body_mutation.body == b'{"object":"text_completion","model":"m",'
+    rest = b'"usage":{"prompt_tokens":11,"completion_tokens":1}}'
+    await call.write(resp_body_msg(rest, True))
+    last = (await read(call)).response_body
+    assert not last.response.HasField("body_mutation")  # unchanged chunks are not re-sent
+    assert pool.in_flight() == 0
+    page = await asyncio.to_thread(_metrics_page, pool)
+    assert 'inference_objective_input_tokens_sum{model_name="m",target_model_name="m-v2"} 11.0' in page

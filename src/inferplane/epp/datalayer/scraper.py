@@ -1,4 +1,4 @@
-"""Polls every endpoint's /metrics (one asyncio task per endpoint, one shared keep-alive HTTP session).
+"""Polls every endpoint's /metrics (one asyncio task and one kept-alive connection per endpoint).
 
 Upstream runs one collector per endpoint every 50 ms with a 1 s timeout (`metrics.md` §1). A failed scrape marks
 the endpoint not ready at once and keeps it so until a scrape answers again: a killed replica stops receiving
@@ -12,9 +12,8 @@ import logging
 import time
 from collections.abc import Callable
 
-import aiohttp
-
 from inferplane.epp.datalayer.datastore import Datastore
+from inferplane.epp.datalayer.http_get import HTTPGetError, HTTPGetter
 from inferplane.epp.datalayer.metrics_parser import ParsedMetrics, parse_metrics
 from inferplane.epp.scheduling.types import Endpoint
 
@@ -55,16 +54,13 @@ class MetricsScraper:
     ) -> None:
         self.datastore = datastore
         self.interval = interval
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = timeout
         self.on_scrape = on_scrape  # (endpoint, seconds, ok): for the scrape-latency metric
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._session: aiohttp.ClientSession | None = None
+        self._getters: dict[str, HTTPGetter] = {}
         self._warned: set[tuple[str, str]] = set()
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300), timeout=self.timeout
-        )
         self.datastore.listeners.append(self._on_change)
         self._on_change(list(self.datastore.endpoints.values()), [])
 
@@ -74,31 +70,33 @@ class MetricsScraper:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
-        if self._session is not None:
-            await self._session.close()
+        for g in self._getters.values():
+            g.close()
+        self._getters.clear()
 
     def _on_change(self, added: list[Endpoint], removed: list[Endpoint]) -> None:
         for ep in removed:
             task = self._tasks.pop(ep.hostport, None)
             if task is not None:
                 task.cancel()
+            getter = self._getters.pop(ep.hostport, None)
+            if getter is not None:
+                getter.close()
         for ep in added:
             if ep.hostport not in self._tasks:
                 self._tasks[ep.hostport] = asyncio.get_running_loop().create_task(self._poll(ep))
 
     async def scrape_once(self, ep: Endpoint) -> bool:
-        assert self._session is not None
-        url = f"http://{ep.hostport}/metrics"
+        getter = self._getters.get(ep.hostport)
+        if getter is None:
+            getter = self._getters[ep.hostport] = HTTPGetter(ep.key.address, ep.key.port)
         t0 = time.monotonic()
         try:
-            async with self._session.get(url) as resp:
-                if resp.status != 200:
-                    raise aiohttp.ClientResponseError(
-                        resp.request_info, resp.history, status=resp.status, message=resp.reason or ""
-                    )
-                text = await resp.text()
-            parsed = parse_metrics(text)
-        except (aiohttp.ClientError, TimeoutError, OSError, UnicodeDecodeError) as exc:
+            status, body = await getter.get(self.timeout)
+            if status != 200:
+                raise HTTPGetError(f"GET /metrics answered {status}")
+            parsed = parse_metrics(body.decode("utf-8", "replace"))
+        except (HTTPGetError, TimeoutError, OSError) as exc:
             if ep.ready:
                 log.warning("endpoint %s: metrics scrape failed (%s); marked not ready", ep.hostport, exc)
             ep.ready = False

@@ -111,7 +111,7 @@ class TokenLoadScorer(Scorer):
         producer: InflightLoadProducer = self.handle.first_of_type("inflight-load-producer")
         t = self.params.queue_threshold_tokens
         tokens = producer.tokens
-        return [1.0 - min(tokens.get(e.hostport, 0), t) / t for e in endpoints]
+        return [1.0 - min(tokens.get(hp, 0), t) / t for hp in cycle.hostports(endpoints)]
 
 
 class ActiveRequestParams(PluginParams):
@@ -151,7 +151,7 @@ class ActiveRequestScorer(Scorer, RequestHooks):
     def score(self, cycle: CycleState, request: LLMRequest, endpoints: list[Endpoint]) -> list[float]:
         if self._active:
             self._expire()
-        counts = [self.counts.get(e.hostport, 0) for e in endpoints]
+        counts = [self.counts.get(hp, 0) for hp in cycle.hostports(endpoints)]
         hi = max(counts, default=0)
         if hi == 0:
             return [1.0] * len(endpoints)
@@ -229,12 +229,14 @@ class NoHitLRUScorer(Scorer, RequestHooks):
     def score(self, cycle: CycleState, request: LLMRequest, endpoints: list[Endpoint]) -> list[float]:
         if not self._cold(cycle["request_state"]):
             return [0.5] * len(endpoints)
-        used = [hp for hp in self.lru if any(e.hostport == hp for e in endpoints)]
+        hps = cycle.hostports(endpoints)
+        candidates = set(hps)
+        used = [hp for hp in self.lru if hp in candidates]
         m = len(used)
         rank = {hp: j for j, hp in enumerate(used)}
         out = []
-        for e in endpoints:
-            j = rank.get(e.hostport)
+        for hp in hps:
+            j = rank.get(hp)
             out.append(1.0 if j is None else (m - j) / (m + 1))
         return out
 

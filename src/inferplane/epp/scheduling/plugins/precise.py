@@ -215,7 +215,9 @@ class PrecisePrefixCacheScorer(Scorer):
         salt = request.body.raw.get("cache_salt") if request.body is not None else None
         keys = self.index.request_keys(tokens, request.target_model, salt if isinstance(salt, str) else None)
         raw = self.index.longest_prefix_scores(keys)
-        return min_max([raw.get(e.hostport, raw.get(e.key.address, 0.0)) for e in endpoints])
+        # Pods are keyed `ip:port`; older publishers name a bare IP (fine while the pool has one target port).
+        hps = cycle.hostports(endpoints)
+        return min_max([raw.get(hp, raw.get(e.key.address, 0.0)) for hp, e in zip(hps, endpoints, strict=True)])
 
 
 class TokenProducerParams(PluginParams):
