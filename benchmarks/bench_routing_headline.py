@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
+from inferplane.bench.metrics import Summary
 from inferplane.bench.report import highest_common_stage
 from inferplane.bench.results import RunResult
 from inferplane.cli import main as inferplane
@@ -57,11 +59,34 @@ def command(args: argparse.Namespace) -> list[str]:
     ]  # fmt: skip
 
 
-def check(out: Path) -> tuple[bool, list[str]]:
+def compact(out: Path) -> None:
+    """Keep the per-stage aggregates (summary.json) and drop the per-request files (megabytes each) and router
+    logs; the command regenerates them."""
     index = json.loads((out / "results.json").read_text())
     runs = [RunResult.read(out / name) for name in index["runs"]]
-    stage = highest_common_stage(runs)
-    by_label = {r.label: r.per_stage[stage] if stage else r.summary for r in runs}
+    summary = {
+        "stage": highest_common_stage(runs),
+        "runs": [
+            {
+                "label": r.label,
+                "inferplane_version": r.version,
+                "configuration": {k: v for k, v in r.configuration.items() if k != "epp_config"},
+                "stages": {name: s.to_json() for name, s in r.per_stage.items()},
+            }
+            for r in runs
+        ],
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    for name in index["runs"]:
+        (out / name).unlink()
+    (out / "results.json").unlink()
+    shutil.rmtree(out / "logs", ignore_errors=True)
+
+
+def check(out: Path) -> tuple[bool, list[str]]:
+    summary = json.loads((out / "summary.json").read_text())
+    stage = summary["stage"]
+    by_label = {r["label"]: Summary.from_json(r["stages"][stage]) for r in summary["runs"]}
     lines = [f"highest common stage: {stage}"]
     ok = True
     rr, prefix = by_label.get("round-robin"), by_label.get("prefix")
@@ -93,6 +118,7 @@ def main() -> int:
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.28)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "routing-headline")
     parser.add_argument("--check-only", action="store_true", help="only re-check an existing results directory")
+    parser.add_argument("--keep-records", action="store_true", help="keep the per-request results files")
     args = parser.parse_args()
     if not args.check_only:
         argv = command(args)
@@ -100,6 +126,8 @@ def main() -> int:
         status = inferplane(argv)
         if status not in (0, 1):
             return status
+    if (args.out / "results.json").exists() and not args.keep_records:
+        compact(args.out)
     ok, lines = check(args.out)
     print("\n".join(lines))
     print("target met" if ok else "target NOT met")

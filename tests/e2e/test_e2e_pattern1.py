@@ -83,7 +83,9 @@ def test_failclose_pool_answers_503_fast_while_the_picker_is_down(deployment: Ru
     wait_until(lambda: deployment.supervisor.unit(epp).phase.value != "ready", 5, what="picker seen down")
     reply = completion(deployment, MODEL)
     assert deployment.supervisor.unit(epp).restarts == 0, "the picker came back before the request was sent"
-    assert reply.status == 503, reply.body[:300]
+    err = assert_openai_error(reply, 503)
+    assert (err["type"], err["code"]) == ("ServiceUnavailableError", 503)
+    assert reply.headers["content-type"] == "application/json"
     assert reply.seconds < 2.0
     deployment.wait_ready(epp, timeout=30)
     assert deployment.pid(epp) != old

@@ -120,6 +120,11 @@ class Summary:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Summary:
+        dists = {k: None if data[k] is None else Dist(**data[k]) for k in ("ttft", "tpot", "itl", "e2e")}
+        return cls(**{**data, **dists})
+
     @property
     def hotspot(self) -> float | None:
         """Largest replica share × number of replicas: 1.0 is a perfect split, N means one replica took all."""

@@ -11,12 +11,15 @@ import gc
 import logging
 import signal
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from inferplane.api.diagnostics import DiagnosticsError
 from inferplane.api.epp_config import EndpointPickerConfig, default_epp_config, parse_duration
 from inferplane.api.positions import parse_yaml
 from inferplane.api.validation import validate
+from inferplane.epp.datalayer.datastore import Objective
 from inferplane.epp.datalayer.discovery import DiscoverySource, StaticDiscovery, parse_endpoints
 from inferplane.epp.datalayer.endpoints_file import EndpointsFile, FileDiscovery
 from inferplane.epp.extproc import BUFFERED, FULL_DUPLEX, NONE
@@ -103,7 +106,11 @@ def parse_config(text: str, file: str) -> EndpointPickerConfig:
     return config
 
 
-def build_discovery(args: argparse.Namespace, on_extras: object = None) -> DiscoverySource:
+def build_discovery(
+    args: argparse.Namespace,
+    on_extras: Callable[[EndpointsFile], None] | None = None,
+    on_objectives: Callable[[list[Objective]], None] | None = None,
+) -> DiscoverySource:
     mode = args.discovery or ("static" if (args.endpoints or args.endpoints_file) else None)
     if mode == "kubernetes":
         if args.endpoints or args.endpoints_file:
@@ -117,10 +124,16 @@ def build_discovery(args: argparse.Namespace, on_extras: object = None) -> Disco
                 f"--discovery kubernetes is not available in this build ({exc})",
                 hint="give the endpoints with --endpoints or --endpoints-file",
             ) from None
-        source: DiscoverySource = KubernetesDiscovery(args.pool_name, args.pool_namespace)
+
+        def objectives(specs: Mapping[str, Any]) -> None:
+            # the watch runs in its own threads: build the new table there, swap it in with one assignment
+            if on_objectives is not None:
+                on_objectives([Objective(name=o.name, priority=int(o.priority)) for o in specs.values()])
+
+        source: DiscoverySource = KubernetesDiscovery(args.pool_name, args.pool_namespace, on_objectives=objectives)
         return source
     if args.endpoints_file:
-        return FileDiscovery(Path(args.endpoints_file), on_extras=on_extras)  # type: ignore[arg-type]
+        return FileDiscovery(Path(args.endpoints_file), on_extras=on_extras)
     if args.endpoints:
         return StaticDiscovery(parse_endpoints(args.endpoints))
     raise UsageError(
@@ -166,10 +179,16 @@ async def _serve(args: argparse.Namespace) -> int:
         for name in ("tls.crt", "tls.key"):
             if not (cert_dir / name).is_file():
                 raise UsageError(f"--cert-path {cert_dir}: {name} not found")
+
+    def on_objectives(objectives: list[Objective]) -> None:
+        server = holder.get("server")
+        if server is not None:
+            server.datastore.set_objectives(objectives)
+
     opts = EppOptions(
         pool_name=args.pool_name,
         pool_namespace=args.pool_namespace,
-        discovery=build_discovery(args, on_extras),
+        discovery=build_discovery(args, on_extras, on_objectives),
         config=config,
         bind=args.bind,
         grpc_port=args.grpc_port,

@@ -41,8 +41,9 @@ SUBSET_NAMESPACE = "envoy.lb.subset_hint"
 SUBSET_KEY = "x-gateway-destination-endpoint-subset"
 LB_NAMESPACE = "envoy.lb"
 SERVED_KEY = "x-gateway-destination-endpoint-served"
-# Client-supplied copies of what only the EPP and the data plane may write (OutputInjectionHeaders and the subset).
-STRIP = (DESTINATION, f"{DESTINATION}-fallback", SERVED_KEY, SUBSET_KEY)
+# Client-supplied copies of what only the EPP and the data plane may write: every `x-gateway-destination-endpoint*`
+# header (the list, `-fallback`, `-served`, `-subset`, ...).
+STRIP_PREFIX = DESTINATION
 BODY_CHUNK = 62_000  # GIE chunking.go BodyByteLimit: stays under a 64 KiB proxy limit
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
@@ -148,7 +149,7 @@ class _Stream:
             self.response_mode = req.protocol_config.response_body_mode
         rh = req.request_headers
         headers = header_dict(rh.headers)
-        self.stripped = [h for h in STRIP if h in headers]
+        self.stripped = [h for h in headers if h.startswith(STRIP_PREFIX)]
         self.ctx = ctx = new_context(headers)
         self.subset = subset_hint(req)
         if rh.end_of_stream:

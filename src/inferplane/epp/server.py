@@ -109,6 +109,7 @@ class EppServer:
         self._health_grpc: grpc.aio.Server | None = None
         self._web: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._ready_task: asyncio.Task[None] | None = None
         self.grpc_port = opts.grpc_port
         self.health_port = opts.grpc_health_port
         self.metrics_port = opts.metrics_port or 0
@@ -195,10 +196,17 @@ class EppServer:
     async def _discover(self) -> None:
         def sink(specs: Any) -> None:
             self.datastore.set_endpoints(specs)
-            if not self.health.ready:
-                asyncio.get_running_loop().create_task(self.health.set_ready(True))
+            if not self.health.ready and self._ready_task is None:
+                self._ready_task = asyncio.get_running_loop().create_task(self._become_ready())
 
         await self.opts.discovery.run(sink)
+
+    async def _become_ready(self) -> None:
+        """Ready once discovery has delivered the pool and every endpoint has been scraped once (answered or
+        failed), so the first requests after readiness see live metrics rather than a pool of not-yet-ready
+        endpoints."""
+        await self.scraper.first_round()
+        await self.health.set_ready(True)
 
     async def _metrics_page(self, request: web.Request) -> web.Response:
         body = generate_latest(self.metrics.registry)

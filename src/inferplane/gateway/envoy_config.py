@@ -83,9 +83,42 @@ def _json_error(message: str, kind: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "param": None, "code": "%RESPONSE_CODE%"}}
 
 
+def _status_is(code: int) -> dict[str, Any]:
+    return {
+        "status_code_filter": {
+            "comparison": {"op": "EQ", "value": {"default_value": code, "runtime_key": "inferplane.no_key"}}
+        }
+    }
+
+
+# Envoy's ext_proc filter fails a request (FailClose, or the body-based router) with an empty local reply whose
+# response code details start with this prefix (`ext_proc_error_gRPC_error_14{...}` for an unreachable server,
+# `..._message_timeout` for a slow one). An ImmediateResponse of a processor (the picker's 429/503, the router's 400)
+# is a local reply too, but with its own details and JSON body, so matching on the details tells the two apart.
+# No response flag is set for either, and `body_format` alone would apply to both.
+EXTPROC_ERROR_DETAILS = "ext_proc_error"
+
+
+def _extproc_failure(code: int, message: str, kind: str) -> dict[str, Any]:
+    """A mapper for the processor-failure replies with `code`: the CEL access-log filter reads the details."""
+    details = {
+        "extension_filter": {
+            "name": "envoy.access_loggers.extension_filters.cel",
+            "typed_config": any_of(
+                "envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
+                expression=f"response.code_details.startsWith('{EXTPROC_ERROR_DETAILS}')",
+            ),
+        }
+    }
+    return {
+        "filter": {"and_filter": {"filters": [_status_is(code), details]}},
+        "body_format_override": {"json_format": _json_error(message, kind)},
+    }
+
+
 def _local_reply_config(max_request_bytes: int) -> dict[str, Any]:
-    """Gateway-generated errors as OpenAI-style JSON (404 no route, 413 body too large, 503 no reachable backend,
-    504 timeout); replies from the model servers and the ext_proc servers pass unchanged."""
+    """Gateway-generated errors as OpenAI-style JSON (404 no route, 413 body too large, 503 no reachable backend or
+    picker, 504 timeout); replies from the model servers and the ext_proc servers' own answers pass unchanged."""
 
     def mapper(flags: list[str], message: str, kind: str) -> dict[str, Any]:
         return {
@@ -95,11 +128,7 @@ def _local_reply_config(max_request_bytes: int) -> dict[str, Any]:
 
     # only Envoy itself answers 413 here: a body over the buffer limit of the buffered ext_proc filters
     too_large = {
-        "filter": {
-            "status_code_filter": {
-                "comparison": {"op": "EQ", "value": {"default_value": 413, "runtime_key": "inferplane.no_key"}}
-            }
-        },
+        "filter": _status_is(413),
         "body_format_override": {
             "json_format": _json_error(
                 f"request body larger than the gateway's limit of {max_request_bytes} bytes", "BadRequestError"
@@ -108,6 +137,14 @@ def _local_reply_config(max_request_bytes: int) -> dict[str, Any]:
     }
     return {
         "mappers": [
+            _extproc_failure(
+                503,
+                "the endpoint picker (or body-based router) of this route cannot be reached",
+                "ServiceUnavailableError",
+            ),
+            _extproc_failure(
+                504, "the endpoint picker (or body-based router) of this route did not answer in time", "TimeoutError"
+            ),
             too_large,
             mapper(["NR"], "no route matches this request (path, host, headers or model)", "NotFoundError"),
             mapper(["UT"], "the backend did not answer within the route's timeout", "TimeoutError"),

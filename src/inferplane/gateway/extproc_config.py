@@ -3,7 +3,9 @@ router), their processing modes and failure modes, the clusters that reach them,
 that makes a pool's cluster honour the picker's choice (extproc.md §1, §5, §6.2).
 
 FailOpen is `failure_mode_allow: true`: with the picker unreachable the request goes on without a pick and the pool
-cluster's fallback round robin chooses. FailClose answers 503 (`status_on_error`) instead of Envoy's default 500.
+cluster's fallback round robin chooses. FailClose answers 503 (`status_on_error`) instead of Envoy's default 500;
+Envoy sends that reply with an empty body, which `envoy_config` maps to an OpenAI-style JSON error by its response
+code details (the processors' own ImmediateResponses keep their bodies).
 Envoy ≥ 1.35 refuses `failure_mode_allow` with FULL_DUPLEX_STREAMED, so FailOpen needs BUFFERED or STREAMED.
 """
 

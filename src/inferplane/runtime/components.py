@@ -62,8 +62,8 @@ class ComponentSpec:
     """One process of a local deployment.
 
     `group` names the supervision unit: replicas of a Deployment are each their own unit, the pods of one
-    LeaderWorkerSet group share one. `pool` and `serves` say which InferencePool endpoint this process provides
-    (only a group's leader serves)."""
+    LeaderWorkerSet group share one. `pools`, `services` and `serves` say which InferencePool and Service endpoint
+    this process provides (only a group's leader serves)."""
 
     name: str
     kind: Kind
@@ -75,6 +75,7 @@ class ComponentSpec:
     stage: Stage = Stage.MODEL_SERVERS
     group: str = ""
     pools: list[str] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)  # `namespace/name` of the plain Services selecting it
     serves: bool = False
     after_leader: bool = False  # LeaderWorkerSet startupPolicy LeaderReady: start once the group's leader is ready
     labels: dict[str, str] = field(default_factory=dict)
@@ -117,6 +118,7 @@ class ComponentSpec:
             stage=Stage(int(data.get("stage", 0))),
             group=data.get("group", ""),
             pools=list(data.get("pools", [])),
+            services=list(data.get("services", [])),
             serves=bool(data.get("serves", False)),
             after_leader=bool(data.get("after_leader", False)),
             labels=dict(data.get("labels", {})),

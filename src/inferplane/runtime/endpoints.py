@@ -1,4 +1,5 @@
-"""Publishing a pool's ready endpoints to its consumers: the endpoint picker (`--endpoints-file`) and Envoy (EDS).
+"""Publishing a pool's ready endpoints to its consumers: the endpoint picker (`--endpoints-file`) and Envoy (EDS);
+and a plain Service's ready endpoints to Envoy (EDS).
 
 Both files are rewritten atomically; the picker polls its file and Envoy watches its EDS file, so a replica that
 dies is withdrawn within ~100 ms and in-flight requests on the other replicas are untouched.
@@ -18,7 +19,7 @@ from inferplane.runtime.state import write_atomic
 
 log = logging.getLogger(__name__)
 
-# pool name → ready `ip:port` endpoints; pushes the set into Envoy's endpoint discovery.
+# pool name (or Service `namespace/name`) → ready `ip:port` endpoints; pushes the set into Envoy's discovery.
 EnvoySink = Callable[[str, list[str]], None]
 
 
@@ -38,11 +39,14 @@ class EndpointPublisher:
         plan: RuntimePlan,
         envoy: EnvoySink | None = None,
         extras: dict[str, dict[str, Any]] | None = None,
+        envoy_services: EnvoySink | None = None,
     ) -> None:
         self.plan = plan
         self.envoy = envoy
+        self.envoy_services = envoy_services
         self.extras = extras or {}
         self.current: dict[str, list[str]] = {}
+        self.current_services: dict[str, list[str]] = {}
 
     def __call__(self, pools: dict[str, list[ComponentSpec]]) -> None:
         for name, pool in self.plan.pools.items():
@@ -58,3 +62,19 @@ class EndpointPublisher:
                     self.envoy(name, hostports)
                 except OSError as exc:  # Envoy keeps its last set; the picker has the new one
                     log.error("cannot update Envoy endpoints of %s: %s", name, exc)
+
+    def services(self, services: dict[str, list[ComponentSpec]]) -> None:
+        """The supervisor's `on_service_endpoints` callback: a Service's ready replicas → its Envoy cluster."""
+        if self.envoy_services is None:
+            return
+        for key, svc in self.plan.services.items():
+            if not svc.members:
+                continue  # not a cluster in Envoy: a route to it answers 500
+            hostports = [s.endpoint for s in services.get(key, []) if s.endpoint]
+            if self.current_services.get(key) == hostports:
+                continue
+            self.current_services[key] = hostports
+            try:
+                self.envoy_services(key, hostports)
+            except OSError as exc:
+                log.error("cannot update Envoy endpoints of Service %s: %s", key, exc)

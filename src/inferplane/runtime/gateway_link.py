@@ -7,6 +7,7 @@ module only binds it to the processes of a plan: the pickers' addresses, the bod
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,26 @@ def write_bbr_models(plan: RuntimePlan, view: RuntimeView, state: StateDir) -> N
     write_atomic(state.config / "bbr-models.json", json.dumps(doc, indent=2) + "\n")
 
 
+@dataclass(frozen=True)
+class EnvoySinks:
+    """Updaters of Envoy's endpoint sets: per InferencePool name, and per plain Service `namespace/name`."""
+
+    pools: EnvoySink
+    services: EnvoySink
+
+
 def materialize(
     plan: RuntimePlan, deployment: Any, view: RuntimeView, state: StateDir, options: RuntimeOptions
-) -> EnvoySink:
-    """Write every component's input files and fill in Envoy's argv; returns the Envoy endpoint updater."""
+) -> EnvoySinks:
+    """Write every component's input files and fill in Envoy's argv; returns the Envoy endpoint updaters.
+
+    A Service that selects no replica is left out of the gateway plan, so its routes answer 500 as a backendRef
+    to a missing backend does (`plan.warnings` says why); the others start empty and fill as replicas get ready.
+    """
     from inferplane.gateway.binary import find_envoy_binary
     from inferplane.gateway.bootstrap import write_bootstrap
     from inferplane.gateway.eds import write_endpoints
-    from inferplane.gateway.envoy_config import pool_cluster_name
+    from inferplane.gateway.envoy_config import pool_cluster_name, service_cluster_name
     from inferplane.gateway.plan import GatewayPlan, PoolBinding
     from inferplane.gateway.process import envoy_argv
 
@@ -74,6 +87,7 @@ def materialize(
             name: PoolBinding(endpoints=[], epp_address=pp.epp_address, failure_mode=pp.failure_mode)  # type: ignore[arg-type]
             for name, pp in plan.pools.items()
         },
+        services={key: [] for key, svc in plan.services.items() if svc.members},
         bbr_address=plan.bbr_address,
         port_map=port_map,
         reference_grants=list(getattr(deployment, "reference_grants", ())),
@@ -84,7 +98,10 @@ def materialize(
     envoy = next(c for c in plan.components if c.kind == Kind.ENVOY)
     envoy.argv = envoy_argv(find_envoy_binary(options.envoy_bin), bootstrap)
 
-    def update(pool: str, endpoints: list[str]) -> None:
+    def update_pool(pool: str, endpoints: list[str]) -> None:
         write_endpoints(config_dir, pool_cluster_name(pool), endpoints)
 
-    return update
+    def update_service(key: str, endpoints: list[str]) -> None:
+        write_endpoints(config_dir, service_cluster_name(key), endpoints)
+
+    return EnvoySinks(update_pool, update_service)

@@ -18,7 +18,7 @@ from inferplane.net import free_ports
 from inferplane.runtime.backends import BackendOptions, ReplicaContext, get_backend, python_env_path
 from inferplane.runtime.components import ComponentSpec, Kind, Probe, ProbeType, RestartPolicy, Stage
 from inferplane.runtime.state import StateDir
-from inferplane.runtime.templates import PoolTemplate, ServerTemplate
+from inferplane.runtime.templates import PoolTemplate, ServerTemplate, ServiceTemplate
 
 LOOPBACK = "127.0.0.1"
 MODEL_HEADER = "x-gateway-model-name"
@@ -54,6 +54,20 @@ class PoolPlan:
 
 
 @dataclass
+class ServicePlan:
+    """A plain Service backend: the serving components its selector and ports reach (their ready subset is
+    published to Envoy as the Service's endpoints)."""
+
+    name: str
+    namespace: str
+    members: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass
 class RuntimePlan:
     name: str
     source: str
@@ -66,6 +80,8 @@ class RuntimePlan:
     bbr_address: str | None
     models: list[str]
     envoy_config: str = ""
+    services: dict[str, ServicePlan] = field(default_factory=dict)  # keyed `namespace/name`
+    warnings: list[str] = field(default_factory=list)  # shown by `up`: what will not work as the files say
 
     @property
     def base_url(self) -> str:
@@ -107,6 +123,8 @@ class RuntimePlan:
             bbr_address=data.get("bbr_address"),
             models=list(data.get("models", [])),
             envoy_config=data.get("envoy_config", ""),
+            services={k: ServicePlan(**v) for k, v in data.get("services", {}).items()},
+            warnings=list(data.get("warnings", [])),
         )
 
 
@@ -255,13 +273,23 @@ def build_plan(
     state: StateDir,
     options: RuntimeOptions,
     secrets: dict[str, str] | None = None,
+    services: Sequence[ServiceTemplate] = (),
 ) -> RuntimePlan:
     """Every component with its ports; files the components read are named here and written by `materialize`."""
     backend = get_backend(options.backend)
     backend.check(list(servers))
     components: list[ComponentSpec] = []
+    service_plans = {s.key: ServicePlan(s.name, s.namespace) for s in services}
     for server in servers:
-        components += _server_components(server, pools, options, secrets or {})
+        made = _server_components(server, pools, options, secrets or {})
+        selecting = [s.key for s in services if s.selects(server)]
+        for c in made:
+            if c.serves:
+                c.services = list(selecting)
+                for key in selecting:
+                    service_plans[key].members.append(c.name)
+        components += made
+    warnings = [_empty_service_warning(s, servers) for s in services if not service_plans[s.key].members]
 
     pool_plans: dict[str, PoolPlan] = {}
     for pool in pools:
@@ -368,4 +396,23 @@ def build_plan(
         bbr_address=bbr_address,
         models=list(dict.fromkeys(models)),
         envoy_config=envoy_config,
+        services=service_plans,
+        warnings=warnings,
     )
+
+
+def _empty_service_warning(service: ServiceTemplate, servers: Sequence[ServerTemplate]) -> str:
+    """Why a Service has no local endpoint; routes to it answer 500 as in a cluster (no backend)."""
+    what = f"Service {service.key}"
+    if not service.selector:
+        why = "has no selector, and inferplane runs no hand-made Endpoints"
+    else:
+        labelled = [s for s in servers if all(s.labels.get(k) == v for k, v in service.selector.items())]
+        selector = ",".join(f"{k}={v}" for k, v in service.selector.items())
+        if not labelled:
+            why = f"selects no model server (selector {selector})"
+        else:
+            ports = ", ".join(f"{s.name} :{s.port}" for s in labelled)
+            targets = ", ".join(map(str, service.target_ports)) or "none"
+            why = f"selects {ports}, but its target ports ({targets}) reach none of them"
+    return f"{what} {why}; routes to it answer 500"

@@ -41,6 +41,8 @@ def print_plan(console: Console, plan: RuntimePlan, live: dict[str, Any]) -> Non
     mapped = ", ".join(f"{k}→{v}" for k, v in plan.port_map.items())
     console.print(f"[bold]Gateway[/] {plan.base_url}  (listener ports {mapped}; Envoy admin :{plan.admin_port})")
     console.print(f"[bold]Models[/]  {', '.join(plan.models)}")
+    for warning in plan.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
 
 
 def print_curl(plan: RuntimePlan) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from inferplane.errors import InferplaneError
-from inferplane.runtime.templates import LwsShape, PoolTemplate, ServerTemplate, drop_flags
+from inferplane.runtime.templates import LwsShape, PoolTemplate, ServerTemplate, ServiceTemplate, drop_flags
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class RuntimeView:
     use_bbr: bool
     summary: dict[str, Any]
     pool_extras: dict[str, dict[str, Any]] = field(default_factory=dict)
+    services: list[ServiceTemplate] = field(default_factory=list)
 
 
 ACCELERATOR_KIND = {"gpu": "nvidia", "tpu": "tpu", "cpu": "cpu"}
@@ -203,6 +204,16 @@ def runtime_view(deployment: Any, epp_config_override: Any = None) -> RuntimeVie
         use_bbr=needs_bbr(deployment.http_routes),
         summary=summarize(deployment),
         pool_extras={p.metadata.name: _picker_extras(deployment, p) for p in deployment.inference_pools},
+        services=[service_template(s) for s in getattr(deployment, "services", ())],
+    )
+
+
+def service_template(svc: Any) -> ServiceTemplate:
+    return ServiceTemplate(
+        name=svc.metadata.name,
+        namespace=svc.metadata.namespace,
+        selector=dict(svc.spec.selector),
+        target_ports=[p.target_port if p.target_port is not None else p.port for p in svc.spec.ports],
     )
 
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import signal
 import threading
@@ -27,6 +28,7 @@ from inferplane.runtime.state import StateDir
 from inferplane.runtime.supervisor import Phase, Supervisor, SupervisorOptions
 
 EventCallback = Callable[[str, str], None]
+log = logging.getLogger(__name__)
 
 
 class Runtime:
@@ -84,17 +86,22 @@ class Runtime:
             state=state,
             options=self.options,
             secrets=resources.secret_env(view.servers),
+            services=view.services,
         )
-        envoy_sink = gateway_link.materialize(plan, deployment, view, state, self.options)
+        sinks = gateway_link.materialize(plan, deployment, view, state, self.options)
         state.write_json(state.plan_file, {**plan.to_json(), "summary": view.summary})
         state.pid_file.write_text(f"{os.getpid()}\n")
         self.plan = plan
-        publisher = EndpointPublisher(plan, envoy=envoy_sink, extras=view.pool_extras)
+        for warning in plan.warnings:
+            log.warning("%s", warning)
+        publisher = EndpointPublisher(plan, envoy=sinks.pools, extras=view.pool_extras, envoy_services=sinks.services)
         publisher({p: [] for p in plan.pools})  # the pickers and Envoy start from a file that exists
+        publisher.services({})
         self._supervisor = Supervisor(
             plan.components,
             state,
             on_endpoints=publisher,
+            on_service_endpoints=publisher.services,
             on_event=self.on_event,
             options=self.supervisor_options,
         )

@@ -119,6 +119,7 @@ class Supervisor:
         state: StateDir,
         *,
         on_endpoints: EndpointsCallback | None = None,
+        on_service_endpoints: EndpointsCallback | None = None,
         on_event: EventCallback | None = None,
         options: SupervisorOptions | None = None,
         base_env: dict[str, str] | None = None,
@@ -127,6 +128,7 @@ class Supervisor:
         self.state = state
         self.options = options or SupervisorOptions()
         self._on_endpoints = on_endpoints
+        self._on_service_endpoints = on_service_endpoints
         self._on_event = on_event
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._cwd = cwd
@@ -144,7 +146,7 @@ class Supervisor:
         self._failure = _Failure()
         self._thread: threading.Thread | None = None
         self._guardian: Guardian | None = None
-        self._published: dict[str, list[str]] | None = None
+        self._published: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
         self.status = "starting"
 
     # ---- public API (any thread) ----
@@ -401,19 +403,27 @@ class Supervisor:
             self._event(u.name, f"ready in {took:.1f}s{members}")
 
     def _publish(self) -> None:
+        """The ready serving members of every InferencePool and every plain Service, when a set changed."""
         pools: PoolEndpoints = {}
+        services: PoolEndpoints = {}
         for u in self.units:
             for m in u.members:
-                for pool in m.spec.pools:
-                    pools.setdefault(pool, [])
-                    if m.spec.serves and u.phase == Phase.READY:
-                        pools[pool].append(m.spec)
-        key = {p: sorted(s.name for s in specs) for p, specs in pools.items()}
+                for table, names in ((pools, m.spec.pools), (services, m.spec.services)):
+                    for name in names:
+                        table.setdefault(name, [])
+                        if m.spec.serves and u.phase == Phase.READY:
+                            table[name].append(m.spec)
+        key = (
+            {p: sorted(s.name for s in specs) for p, specs in pools.items()},
+            {p: sorted(s.name for s in specs) for p, specs in services.items()},
+        )
         if key == self._published:
             return
-        self._published = key
-        if self._on_endpoints is not None:
+        previous, self._published = self._published, key
+        if self._on_endpoints is not None and (previous is None or previous[0] != key[0]):
             self._on_endpoints(pools)
+        if self._on_service_endpoints is not None and (previous is None or previous[1] != key[1]):
+            self._on_service_endpoints(services)
 
     def _shutdown(self) -> None:
         """Terminate everything, Envoy first (stop taking traffic), model servers last."""

@@ -64,6 +64,30 @@ class PoolTemplate:
     epp_config: Any = None  # an EndpointPickerConfig, or None for the picker's defaults
 
 
+@dataclass
+class ServiceTemplate:
+    """A plain Kubernetes Service: which pods it selects and on which container ports.
+
+    target_ports: each Service port's targetPort (its `port` when targetPort is unset); a name (`http`) stands
+    for the model server's serving port, since that is the only port a local replica listens on."""
+
+    name: str
+    namespace: str = "default"
+    selector: dict[str, str] = field(default_factory=dict)
+    target_ports: list[int | str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def selects(self, server: ServerTemplate) -> bool:
+        """Kubernetes semantics: an empty selector selects nothing (the Service's endpoints are managed by hand),
+        otherwise every selector label must be on the pod; and some Service port must reach the serving port."""
+        if not self.selector or any(server.labels.get(k) != v for k, v in self.selector.items()):
+            return False
+        return any(isinstance(p, str) or p == server.port for p in self.target_ports)
+
+
 def split_vllm_serve(words: list[str]) -> tuple[str | None, list[str]]:
     """Find `vllm serve MODEL args...` in an argv or a shell command line; return (MODEL, args).
 

@@ -291,3 +291,24 @@ schedulingProfiles:
         assert [r.port for r in routed] == [ports[target]] * 3
         assert all(r.cached_tokens > 0 for r in routed)
     assert epp.metric("inferplane_epp_kv_events_unmatched_total") == 0
+
+
+def test_client_disconnect_mid_stream_through_envoy_ends_in_flight(stack: Stack) -> None:
+    import http.client
+
+    idle(stack)
+    host, port = stack.envoy.url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    body = json.dumps(
+        {"model": "m", "prompt": "tell me a long story", "max_tokens": 1000, "ignore_eos": True, "stream": True}
+    )
+    conn.request("POST", "/v1/completions", body=body, headers={"content-type": "application/json"})
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("content-type", "").startswith("text/event-stream")
+    assert resp.read1(64).startswith(b"data: ")  # tokens are flowing
+    assert stack.epp.metric("inference_objective_running_requests") == 1
+    conn.sock.close()  # the client goes away mid-stream  # type: ignore[union-attr]
+    conn.close()
+    # 1,000 tokens take ~8 s on this profile: the count must drop because the stream ended, not because it finished
+    wait_until(lambda: stack.epp.metric("inference_objective_running_requests") == 0, 3, what="in-flight back to 0")

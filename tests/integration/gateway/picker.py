@@ -4,8 +4,10 @@ the request names in `test-epp-endpoint-selection` (the upstream conformance hea
     python picker.py --endpoints 127.0.0.1:1,127.0.0.1:2 --port-file F
 
 `x-picker-answer: metadata` answers with the `envoy.lb` dynamic metadata only, `header` with the header only,
-`none` with no pick at all (both by default, as Proto 004 asks). It tests the gateway's side of the protocol —
-honouring picks, failure modes — without the scheduler; the real EPP is tested with the gateway end to end.
+`none` with no pick at all (both by default, as Proto 004 asks); `reject-NNN` answers an ImmediateResponse with
+status NNN and an OpenAI-style JSON body (as the EPP does when a pool is saturated or has no endpoint). It tests
+the gateway's side of the protocol — honouring picks, failure modes — without the scheduler; the real EPP is tested
+with the gateway end to end.
 """
 
 from __future__ import annotations
@@ -20,9 +22,25 @@ import grpc
 from envoy.config.core.v3 import base_pb2
 from envoy.service.ext_proc.v3 import external_processor_pb2 as pb
 from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
+from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 DESTINATION = "x-gateway-destination-endpoint"
+
+
+def rejection_body(status: int) -> bytes:
+    return (
+        f'{{"error": {{"message": "picker rejected with {status}", "type": "PickerError", "param": null, '
+        f'"code": {status}}}}}'
+    ).encode()
+
+
+def rejection(status: int) -> pb.ProcessingResponse:
+    imm = pb.ImmediateResponse(status=http_status_pb2.HttpStatus(code=status), body=rejection_body(status))
+    imm.headers.set_headers.append(
+        base_pb2.HeaderValueOption(header=base_pb2.HeaderValue(key="content-type", raw_value=b"application/json"))
+    )
+    return pb.ProcessingResponse(immediate_response=imm)
 
 
 class Picker(pb_grpc.ExternalProcessorServicer):
@@ -56,6 +74,10 @@ class Picker(pb_grpc.ExternalProcessorServicer):
                 headers = {
                     h.key: (h.raw_value or h.value.encode()).decode() for h in req.request_headers.headers.headers
                 }
+                answer = headers.get("x-picker-answer", "")
+                if answer.startswith("reject-"):
+                    yield rejection(int(answer.removeprefix("reject-")))
+                    return
                 if req.request_headers.end_of_stream:
                     resp = pb.ProcessingResponse(request_headers=pb.HeadersResponse(response=self.decide(headers)))
                 else:

@@ -29,6 +29,7 @@ from tests.integration.gateway.harness import (
     sleeping,
     start_picker,
 )
+from tests.integration.gateway.picker import rejection_body
 
 NAMES = ["e1", "e2", "e3", "outsider", "svc"]
 
@@ -92,6 +93,37 @@ def test_fail_close_answers_503_when_the_picker_is_unreachable(echo: dict[str, s
         resp = send(plan.local_port("default/gw", 80), method="POST", path="/v1/completions", body=b"{}")
         assert resp.status == 503
         assert resp.backend is None
+        # an OpenAI-style error, not Envoy's empty body
+        assert resp.headers["content-type"] == "application/json"
+        assert resp.json() == {
+            "error": {
+                "message": "the endpoint picker (or body-based router) of this route cannot be reached",
+                "type": "ServiceUnavailableError",
+                "param": None,
+                "code": 503,
+            }
+        }
+
+
+def test_the_pickers_own_error_replies_pass_unchanged(echo: dict[str, str], tmp_path: Path, procs: list) -> None:
+    """The picker's ImmediateResponses are local replies too: the JSON body given to the FailClose 503 must not
+    replace theirs, not even for the same status."""
+    picker, picker_port = start_picker([echo["e1"]], tmp_path)
+    procs.append(picker)
+    plan = plan_for(
+        [{"backendRefs": [pool_ref("pool")]}], {"pool": PoolBinding([echo["e1"]], f"127.0.0.1:{picker_port}")}, echo
+    )
+    with running_gateway(plan, tmp_path / "envoy"):
+        port = plan.local_port("default/gw", 80)
+        for status in (429, 503):
+            resp = send(
+                port, method="POST", path="/v1/completions", body=b"{}", headers={"x-picker-answer": f"reject-{status}"}
+            )
+            assert resp.status == status
+            assert resp.body == rejection_body(status)
+            assert resp.headers["content-type"] == "application/json"
+            assert resp.backend is None
+        assert send(port, method="POST", path="/v1/completions", body=b"{}").backend == "e1"
 
 
 def test_fail_open_balances_over_the_pool_when_the_picker_dies(

@@ -119,6 +119,30 @@ def test_crashed_server_is_withdrawn_then_restarted_with_backoff(state: StateDir
         sup.stop()
 
 
+def test_service_endpoints_are_published_apart_from_pools_and_follow_restarts(state: StateDir) -> None:
+    p1, p2 = free_ports(2)
+    pools, services = Recorder(), Recorder()
+    specs = [
+        http_server("ms-0", p1, pools=["pool"], services=["default/direct"], serves=True),
+        http_server("ms-1", p2, services=["default/direct"], serves=True),  # in no pool, reached by the Service
+    ]
+    sup = Supervisor(specs, state, on_endpoints=pools.endpoints, on_service_endpoints=services.endpoints, options=FAST)
+    sup.start()
+    try:
+        assert services.current == {"default/direct": ["ms-0", "ms-1"]}
+        assert pools.current == {"pool": ["ms-0"]}
+        old = sup.member("ms-1").pid
+        assert old is not None
+        pool_updates = len(pools.history)
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: services.current == {"default/direct": ["ms-0"]}, 5, what="ms-1 withdrawn")
+        wait_until(lambda: services.current == {"default/direct": ["ms-0", "ms-1"]}, 15, what="ms-1 back")
+        assert sup.member("ms-1").pid != old
+        assert len(pools.history) == pool_updates  # the pool did not change, so its files are not rewritten
+    finally:
+        sup.stop()
+
+
 def test_group_member_death_recreates_the_whole_group(state: StateDir) -> None:
     p1, p2, p3 = free_ports(3)
     rec = Recorder()

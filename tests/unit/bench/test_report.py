@@ -8,7 +8,7 @@ from pathlib import Path
 import matplotlib.image as mpimg
 import pytest
 
-from inferplane.bench.metrics import Slo
+from inferplane.bench.metrics import Slo, Summary
 from inferplane.bench.records import RequestRecord, StageInfo
 from inferplane.bench.report import comparison_rows, highest_common_stage
 from inferplane.bench.results import RunResult
@@ -53,6 +53,7 @@ def test_results_json_round_trip_and_content(tmp_path: Path) -> None:
     assert run.summary.ttft is not None
     assert back.summary.ttft.p90 == pytest.approx(run.summary.ttft.p90, abs=1e-6)
     assert back.summary.replicas == run.summary.replicas
+    assert Summary.from_json(run.summary.to_json()) == run.summary
     assert back.slo == run.slo
     report = (tmp_path / "report.md").read_text()
     assert "| a | 2/s |" in report

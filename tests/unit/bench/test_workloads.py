@@ -269,3 +269,20 @@ def test_workload_spec_parser_never_crashes(text: str) -> None:
         message = str(exc)
     assert bool(message) != bool(kind)
     assert not kind or kind in ("shared_prefix", "multi_turn", "random", "trace")
+
+
+def test_inference_perf_07_shared_prefix_form() -> None:
+    cfg = shared_prefix(
+        num_unique_system_prompts=2,
+        num_users_per_system_prompt=3,
+        system_prompt_len={"type": "uniform", "min": 50, "max": 60},
+        question_len=20,
+        output_len={"mean": 10, "std_dev": 3, "min": 5, "max": 15},
+    )
+    specs = take(build_workload(cfg, seed=9).source(), 6)
+    assert len({s.group for s in specs}) == 2
+    assert all(48 <= COUNT(s.messages[0].content) <= 60 for s in specs)
+    assert all(5 <= s.output_tokens <= 15 for s in specs)
+    assert len({s.output_tokens for s in specs}) > 1
+    with pytest.raises(ConfigError, match="enable_multi_turn_chat"):
+        load_workload_spec("shared-prefix:enable_multi_turn_chat=true")

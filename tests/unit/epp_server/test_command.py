@@ -69,21 +69,35 @@ def test_discovery_choices(tmp_path: Path) -> None:
         command.build_discovery(parse("--pool-name", "p", "--discovery", "kubernetes", "--endpoints", "127.0.0.1:1"))
 
 
-def test_cli_reports_errors_without_traceback(tmp_path: Path) -> None:
-    cases = [
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
         (["--pool-name", "p"], "no endpoints"),
         (["--pool-name", "p", "--endpoints", "nohost"], "is not host:port"),
         (["--pool-name", "p", "--endpoints", "127.0.0.1:1", "--refresh-metrics-interval", "soon"], "duration"),
         (["--pool-name", "p", "--endpoints", "127.0.0.1:1", "--config-text", "kind: [unclosed"], "--config-text"),
         (["--pool-name", "p", "--endpoints", "127.0.0.1:1", "--secure-serving", "true"], "--cert-path"),
-    ]
-    for argv, needle in cases:
-        proc = subprocess.run(
-            [sys.executable, "-m", "inferplane", "epp", *argv], capture_output=True, text=True, timeout=60
-        )
-        assert proc.returncode in (1, 2), proc.stderr
-        assert needle in proc.stderr
-        assert "Traceback" not in proc.stderr
+    ],
+)
+def test_cli_reports_errors_without_traceback(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from inferplane.cli import main
+
+    assert main(["epp", *argv]) in (1, 2)
+    err = capsys.readouterr().err
+    assert needle in err
+    assert "Traceback" not in err
+
+
+def test_cli_process_exits_cleanly_on_bad_input() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "inferplane", "epp", "--pool-name", "p", "--endpoints", "x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "is not host:port" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_needs_body() -> None:
@@ -116,3 +130,17 @@ def test_fast_histogram_exposition_matches_a_naive_count(values: list[float], se
     assert samples[("h_seconds_bucket", "+Inf")] == len(values)
     assert samples[("h_seconds_count", None)] == len(values)
     assert samples[("h_seconds_sum", None)] == pytest.approx(sum(values))
+
+
+def test_kubernetes_discovery_feeds_objectives() -> None:
+    from inferplane.epp.datalayer.kubernetes import KubernetesDiscovery, ObjectiveSpec
+
+    got: list[list[object]] = []
+    src = command.build_discovery(
+        parse("--pool-name", "p", "--pool-namespace", "ns", "--discovery", "kubernetes"), None, got.append
+    )
+    assert isinstance(src, KubernetesDiscovery)
+    assert (src.pool_name, src.namespace) == ("p", "ns")
+    assert src.on_objectives is not None
+    src.on_objectives({"batch": ObjectiveSpec("batch", -1)})
+    assert [(o.name, o.priority) for o in got[0]] == [("batch", -1)]  # type: ignore[attr-defined]

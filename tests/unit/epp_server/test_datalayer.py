@@ -11,7 +11,7 @@ import pytest
 
 from inferplane.epp.datalayer.datastore import Datastore
 from inferplane.epp.datalayer.discovery import EndpointSpec
-from inferplane.epp.datalayer.endpoints_file import FileDiscovery, parse_endpoints_file
+from inferplane.epp.datalayer.endpoints_file import EndpointsFile, FileDiscovery, parse_endpoints_file
 from inferplane.epp.datalayer.scraper import MetricsScraper
 from inferplane.errors import ConfigError
 from tests.unit.epp_server.conftest import MetricsEndpoint, wait_for
@@ -58,7 +58,7 @@ async def test_file_discovery_follows_atomic_rewrites(tmp_path: Path) -> None:
     path = tmp_path / "eps.json"
     write_atomically(path, ["127.0.0.1:1000"])
     ds = Datastore()
-    extras = []
+    extras: list[EndpointsFile] = []
     src = FileDiscovery(path, poll_interval=0.01, on_extras=extras.append)
     task = asyncio.get_running_loop().create_task(src.run(ds.set_endpoints))
     try:

@@ -400,3 +400,63 @@ async def test_streamed_response_mode_answers_every_chunk(pool: Pool) -> None:
     assert pool.in_flight() == 0
     page = await asyncio.to_thread(_metrics_page, pool)
     assert 'inference_objective_input_tokens_sum{model_name="m",target_model_name="m-v2"} 11.0' in page
+
+
+async def test_served_endpoint_takes_over_the_in_flight_count(pool: Pool) -> None:
+    """Envoy retried on a fallback: the served-endpoint metadata moves the request's accounting there."""
+    spoof = {
+        **REQ_HEADERS,
+        "x-gateway-destination-endpoint-served": "1.2.3.4:5",
+        "x-gateway-destination-endpoint-x": "y",
+    }
+    call = await full_duplex_request(pool, headers=spoof)
+    hdr = await read(call)
+    assert set(hdr.request_headers.response.header_mutation.remove_headers) == {
+        "x-gateway-destination-endpoint-served",
+        "x-gateway-destination-endpoint-x",
+    }
+    primary = dest_of(hdr)
+    await read(call)
+    other = next(e.hostport for e in pool.endpoints if e.hostport != primary)
+    eps = pool.server.datastore.endpoints
+    assert eps[primary].in_flight_requests == 1
+    await call.write(resp_headers_msg({":status": "200", "content-type": "application/json"}, served=other))
+    await read(call)
+    assert eps[primary].in_flight_requests == 0
+    assert eps[other].in_flight_requests == 1
+    await call.write(resp_body_msg(b"{}", True))
+    await read(call)
+    assert pool.in_flight() == 0
+
+
+async def test_ready_only_after_the_first_scrape() -> None:
+    from inferplane.api.epp_config import default_epp_config
+    from inferplane.epp.datalayer.discovery import EndpointSpec, StaticDiscovery
+    from inferplane.epp.server import EppOptions, EppServer
+    from tests.unit.epp_server.conftest import MetricsEndpoint
+
+    up, down = MetricsEndpoint(), MetricsEndpoint(status=500)
+    for e in (up, down):
+        await e.start()
+    server = EppServer(
+        EppOptions(
+            pool_name="p",
+            discovery=StaticDiscovery([EndpointSpec("127.0.0.1", e.port) for e in (up, down)]),
+            config=default_epp_config(),
+            bind="127.0.0.1",
+            grpc_port=0,
+            grpc_health_port=0,
+            metrics_port=None,
+            refresh_metrics_interval=0.05,
+        )
+    )
+    try:
+        await server.start()
+        await wait_for(lambda: server.health.ready, what="readiness")
+        # readiness implies a verdict on every endpoint: the answering one is ready, the failing one is not
+        assert [e.hostport for e in server.datastore.ready_endpoints()] == [up.hostport]
+        assert server.datastore.endpoints[down.hostport].metrics.scrape_error
+    finally:
+        await server.stop(grace=0)
+        for e in (up, down):
+            await e.stop()

@@ -79,7 +79,9 @@ def test_map_form_bytes_hashes_and_unknown_events() -> None:
     ]
     batch = decode_message(frames("kv@h@m", 1, payload))
     assert [type(e).__name__ for e in batch.events] == ["BlockStored", "BlockRemoved"]
-    assert batch.events[0].block_hashes == (b"\x01" * 8,)
+    first = batch.events[0]
+    assert isinstance(first, BlockStored)
+    assert first.block_hashes == (b"\x01" * 8,)
     assert batch.dp_rank == 3
 
 
@@ -157,7 +159,7 @@ async def test_central_subscriber_over_real_zmq() -> None:
         await asyncio.wait_for(publish_until_received(), 5)
         for m in messages[1:]:
             await pub.send_multipart(encode_message(m))
-        await wait_for(lambda: len(got) >= 2 and unmatched, what="events delivered")
+        await wait_for(lambda: len(got) >= 2 and bool(unmatched), what="events delivered")
         keys = {hp for hp, _ in got}
         assert keys == {"127.0.0.1:8000", "127.0.0.2:8001"}
         assert any(b.events == [stored] for _, b in got)

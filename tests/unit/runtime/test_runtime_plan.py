@@ -22,6 +22,7 @@ from inferplane.runtime.templates import (
     LwsShape,
     PoolTemplate,
     ServerTemplate,
+    ServiceTemplate,
     drop_flags,
     flag_value,
     replace_port,
@@ -117,6 +118,57 @@ def _plan(tmp_path: Path, **opts: object) -> RuntimePlan:
         state=state,
         options=RuntimeOptions(**opts),  # type: ignore[arg-type]
     )
+
+
+def test_services_select_serving_replicas_by_labels_and_target_port(tmp_path: Path) -> None:
+    services = [
+        ServiceTemplate("llama-direct", selector={"app": "llama"}, target_ports=[8000]),
+        ServiceTemplate("by-name", "prod", selector={"app": "llama"}, target_ports=["http"]),
+        ServiceTemplate("wrong-port", selector={"app": "llama"}, target_ports=[9000, 9001]),
+        ServiceTemplate("absent", selector={"app": "nope"}, target_ports=[8000]),
+        ServiceTemplate("manual", selector={}, target_ports=[8000]),
+    ]
+    plan = build_plan(
+        name="demo", source="d", servers=_servers(), pools=[], listener_ports=[80], use_bbr=False,
+        state=StateDir(tmp_path / "state"), options=RuntimeOptions(port=0), services=services,
+    )  # fmt: skip
+    llamas = ["llama-0", "llama-1", "llama-2"]
+    assert plan.services["default/llama-direct"].members == llamas
+    assert plan.services["prod/by-name"].members == llamas  # a named targetPort is the serving port
+    for key in ("default/wrong-port", "default/absent", "default/manual"):
+        assert plan.services[key].members == []
+    assert plan.component("llama-1").services == ["default/llama-direct", "prod/by-name"]
+    assert plan.component("mixtral-8x7b-0").services == []
+    assert plan.warnings == [
+        "Service default/wrong-port selects llama :8000, but its target ports (9000, 9001) reach none of them; "
+        "routes to it answer 500",
+        "Service default/absent selects no model server (selector app=nope); routes to it answer 500",
+        "Service default/manual has no selector, and inferplane runs no hand-made Endpoints; routes to it answer 500",
+    ]
+    again = RuntimePlan.from_json(json.loads(json.dumps(plan.to_json())))
+    assert again.services == plan.services
+    assert again.warnings == plan.warnings
+    assert again.component("llama-0").services == ["default/llama-direct", "prod/by-name"]
+
+
+def test_endpoint_publisher_sends_service_sets_to_envoy(tmp_path: Path) -> None:
+    plan = build_plan(
+        name="demo", source="d", servers=_servers(), pools=[], listener_ports=[80], use_bbr=False,
+        state=StateDir(tmp_path / "state"), options=RuntimeOptions(port=0),
+        services=[
+            ServiceTemplate("direct", selector={"app": "llama"}, target_ports=[8000]),
+            ServiceTemplate("absent", selector={"app": "nope"}, target_ports=[8000]),
+        ],
+    )  # fmt: skip
+    sent: list[tuple[str, list[str]]] = []
+    pub = EndpointPublisher(plan, envoy_services=lambda key, eps: sent.append((key, eps)))
+    r0, r2 = plan.component("llama-0"), plan.component("llama-2")
+    pub.services({"default/direct": [r0, r2]})
+    assert sent == [("default/direct", [r0.endpoint, r2.endpoint])]  # no cluster exists for the empty Service
+    pub.services({"default/direct": [r0, r2]})
+    assert len(sent) == 1
+    pub.services({"default/direct": [r2]})
+    assert sent[-1] == ("default/direct", [r2.endpoint])
 
 
 def test_plan_gives_every_process_its_own_port_and_maps_the_listener(tmp_path: Path) -> None:

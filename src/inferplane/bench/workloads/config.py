@@ -23,7 +23,7 @@ class Distribution(_Strict):
     clipped to [min, max]."""
 
     type: Literal["fixed", "uniform", "normal"] = "normal"
-    value: int | None = Field(default=None, ge=1, description="fixed length")
+    value: int | None = Field(default=None, ge=0, description="fixed length")
     min: int = Field(default=10, ge=1)
     max: int = Field(default=1024, ge=1)
     mean: float = 512
@@ -42,22 +42,54 @@ class Distribution(_Strict):
     def fixed(cls, value: int) -> Distribution:
         return cls(type="fixed", value=value, min=1, max=max(value, 1))
 
+    @property
+    def upper(self) -> int:
+        return self.value if self.type == "fixed" and self.value is not None else self.max
+
+
+Length = Annotated[int, Field(ge=0)] | Distribution
+
 
 class SharedPrefixConfig(_Strict):
     """inference-perf `data.shared_prefix`: `num_groups` system prompts, each followed by
-    `num_prompts_per_group` distinct questions."""
+    `num_prompts_per_group` distinct questions. Lengths are a number of tokens or a distribution, as in
+    inference-perf 0.7 (which also names the counts `num_unique_system_prompts` / `num_users_per_system_prompt`)."""
 
     num_groups: int = Field(default=10, ge=1)
     num_prompts_per_group: int = Field(default=10, ge=1)
-    system_prompt_len: int = Field(default=100, ge=0)
-    question_len: int = Field(default=50, ge=1)
-    output_len: int = Field(default=50, ge=1)
+    system_prompt_len: Length = 100
+    question_len: Length = 50
+    output_len: Length = 50
     num_unique_system_prompts: int | None = Field(default=None, ge=1, description="alias of num_groups")
+    num_users_per_system_prompt: int | None = Field(default=None, ge=1, description="alias of num_prompts_per_group")
+    question_distribution: Distribution | None = Field(default=None, description="inference-perf legacy form")
+    output_distribution: Distribution | None = Field(default=None, description="inference-perf legacy form")
+    enable_multi_turn_chat: Literal[False] = Field(
+        default=False, description="not supported here: use `type: multi_turn` for chat sessions"
+    )
     seed: int | None = None
 
     @property
     def groups(self) -> int:
         return self.num_unique_system_prompts or self.num_groups
+
+    @property
+    def prompts_per_group(self) -> int:
+        return self.num_users_per_system_prompt or self.num_prompts_per_group
+
+    def lengths(self) -> tuple[Distribution, Distribution, Distribution]:
+        """(system prompt, question, output) length distributions, fixed numbers included."""
+
+        def as_dist(value: int | Distribution, legacy: Distribution | None = None) -> Distribution:
+            if legacy is not None:
+                return legacy
+            return value if isinstance(value, Distribution) else Distribution.fixed(value)
+
+        return (
+            as_dist(self.system_prompt_len),
+            as_dist(self.question_len, self.question_distribution),
+            as_dist(self.output_len, self.output_distribution),
+        )
 
 
 class RandomConfig(_Strict):

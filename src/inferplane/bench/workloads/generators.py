@@ -75,19 +75,23 @@ def shared_prefix_specs(
     cfg: SharedPrefixConfig, seed: int, pick: ModelPicker, count: TokenCounter
 ) -> list[RequestSpec]:
     seed = cfg.seed if cfg.seed is not None else seed
+    system_len, question_len, output_len = cfg.lengths()
     specs = []
     for g in range(cfg.groups):
-        system, system_n = _text(cfg.system_prompt_len, rng_for(seed, "system", g), count)
+        system_rng = rng_for(seed, "system", g)
+        system, system_n = _text(draw_length(system_len, system_rng), system_rng, count)
         model = pick(f"group-{g}")
-        for p in range(cfg.num_prompts_per_group):
-            question, question_n = _text(cfg.question_len, rng_for(seed, "question", g, p), count)
+        for p in range(cfg.prompts_per_group):
+            # A fixed length draws nothing, so fixed-length workloads do not depend on the distribution code.
+            question_rng = rng_for(seed, "question", g, p)
+            question, question_n = _text(draw_length(question_len, question_rng), question_rng, count)
             messages = (
                 (Message("system", system), Message("user", question)) if system else (Message("user", question),)
             )
             specs.append(
                 RequestSpec(
                     messages=messages,
-                    output_tokens=cfg.output_len,
+                    output_tokens=max(draw_length(output_len, question_rng), 1),
                     input_tokens=system_n + question_n,
                     model=model,
                     group=f"group-{g}",

@@ -114,6 +114,18 @@ class MetricsScraper:
             self.on_scrape(ep, now - t0, True)
         return True
 
+    async def first_round(self) -> None:
+        """Return once every endpoint known now has been scraped at least once by its poller (answered or failed),
+        or after the scrape timeout — whichever comes first."""
+        pending = list(self.datastore.endpoints.values())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout + 0.1
+        while loop.time() < deadline:
+            pending = [e for e in pending if e.metrics.update_time == 0 and e.metrics.scrape_error is None]
+            if not pending:
+                return
+            await asyncio.sleep(0.005)
+
     def _warn_missing(self, ep: Endpoint, parsed: ParsedMetrics) -> None:
         for fam in _REQUIRED:
             if getattr(parsed, fam) is None and (ep.hostport, fam) not in self._warned:
