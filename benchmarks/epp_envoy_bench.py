@@ -120,6 +120,8 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--replicas", type=int, default=2)
+    parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=sorted(MODES), metavar="MODE",
+                        help="body modes to run (quote the names); all by default")  # fmt: skip
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -172,6 +174,8 @@ def main() -> int:
         for _ in range(args.rounds):
             run("Envoy alone (no ext_proc)", None, None)
             for mode_name, mode in MODES.items():
+                if mode_name not in args.modes:
+                    continue
                 run(f"{mode_name}: bare grpc.aio server", pickers["bare"][1], "bare", **mode)
                 epp = "epp-bodyless" if mode_name == "headers-only" else "epp"
                 run(f"{mode_name}: inferplane epp", pickers[epp][1], epp, **mode)

@@ -3,9 +3,14 @@
     python build_tokenizer.py OUT_DIR
 
 inference-perf loads its tokenizer with transformers' AutoTokenizer from `tokenizer.pretrained_model_name_or_path`;
-without network access no hub tokenizer is available, so this trains a byte-level BPE with the `tokenizers` library
-on synthetic English text and saves it with `save_pretrained` (tokenizer.json + tokenizer_config.json). The
-simulator can load the same tokenizer.json (`inferplane sim --tokenizer OUT_DIR/tokenizer.json`).
+without network access no hub tokenizer is available, so this builds one with the `tokenizers` library and saves it
+with `save_pretrained` (tokenizer.json + tokenizer_config.json). The simulator can load the same tokenizer.json
+(`inferplane sim --tokenizer OUT_DIR/tokenizer.json`).
+
+Word-level, not byte-level BPE: inference-perf 0.7 builds prompts of an exact token count by decoding random token
+ids and re-encoding the text, and gives up after 20 tries when the count does not converge. With a small byte-level
+BPE, random ids decode to text that re-merges into other tokens, and it failed here ("Could not generate a prompt of
+exactly 400 tokens after 20 attempts (got 401)"). A word-level vocabulary split on whitespace round-trips exactly.
 Run it with the interpreter that has inference-perf installed (it brings transformers and tokenizers).
 """
 
@@ -32,15 +37,17 @@ def main() -> int:
     if len(sys.argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    from tokenizers import ByteLevelBPETokenizer
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     out = Path(sys.argv[1])
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(corpus(), vocab_size=2000, min_frequency=2, special_tokens=["<|endoftext|>"])
-    fast = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>")
+    tok = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    trainer = trainers.WordLevelTrainer(special_tokens=["<unk>", "<|endoftext|>"])
+    tok.train_from_iterator(corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<|endoftext|>")
     fast.save_pretrained(out)
-    print(f"saved a {fast.vocab_size}-token byte-level BPE to {out}")
+    print(f"saved a {fast.vocab_size}-token word-level tokenizer to {out}")
     return 0
 
 

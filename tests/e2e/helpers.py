@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import time
 import urllib.error
 import urllib.request
@@ -53,6 +54,18 @@ def post(url: str, body: bytes, headers: dict[str, str] | None = None, timeout: 
     except urllib.error.HTTPError as exc:
         status, hdrs, data = exc.code, exc.headers, exc.read()
     return Reply(status, {k.lower(): v for k, v in hdrs.items()}, data, time.monotonic() - start)
+
+
+def send_curl_line(line: str, timeout: float = 30) -> Reply:
+    """The request a printed `curl ... -H ... -d ...` line makes, sent as HTTP (no shell, no curl binary)."""
+    words = shlex.split(line)
+    assert words[0] == "curl", line
+    url = next(w for w in words[1:] if w.startswith("http://"))
+    headers = dict(
+        (k.strip(), v.strip()) for k, _, v in (words[i + 1].partition(":") for i, w in enumerate(words) if w == "-H")
+    )
+    data = words[words.index("-d") + 1].encode()
+    return post(url, data, headers, timeout)
 
 
 def completion(rt: Runtime, model: str, prompt: str = "Hello", headers: dict[str, str] | None = None) -> Reply:

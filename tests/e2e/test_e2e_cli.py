@@ -16,7 +16,7 @@ import pytest
 
 from inferplane.net import wait_until
 from inferplane.runtime.state import StateDir
-from tests.e2e.helpers import DEPLOYMENTS, pids_alive, post
+from tests.e2e.helpers import DEPLOYMENTS, pids_alive, post, send_curl_line
 
 INFERPLANE = [sys.executable, "-m", "inferplane"]
 CURL = re.compile(r"curl -s (http://127\.0\.0\.1:(\d+))/v1/completions .* -d '(.*)'")
@@ -46,6 +46,10 @@ def test_detached_up_then_status_logs_and_down(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stderr
         for word in ("GATEWAYS", "inference-gateway", "gemma-route", "gemma-pool", "FailClose", "vllm-gemma-0"):
             assert word in status.stdout
+        # status repeats the curl line of `up`, and it still works
+        [line] = [ln.strip() for ln in status.stdout.splitlines() if ln.strip().startswith("curl ")]
+        assert line == m.group(0)
+        assert send_curl_line(line).status == 200
         data = json.loads(cli("status", "pattern1-baseline", "--state-dir", str(tmp_path), "-o", "json").stdout)
         assert data["status"] == "ready"
         assert data["pools"][0]["ready"] == 1

@@ -11,10 +11,17 @@ import pytest
 
 from inferplane.net import wait_until
 from inferplane.runtime import Runtime
-from tests.e2e.helpers import assert_openai_error, client, completion, post
+from tests.e2e.helpers import assert_openai_error, client, completion, post, send_curl_line
 
 PATTERN = "pattern1-baseline"
 MODEL = "google/gemma-2b-it"
+
+
+def test_the_printed_curl_line_answers_200(deployment: Runtime) -> None:
+    """What `inferplane up` and `inferplane status` print under "Try it", sent as the HTTP request it makes."""
+    reply = send_curl_line(deployment.running_plan.curl())
+    assert reply.status == 200, reply.body[:300]
+    assert reply.json()["choices"][0]["text"]
 
 
 def test_completion_through_the_gateway(deployment: Runtime) -> None:

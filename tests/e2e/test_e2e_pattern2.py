@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from inferplane.runtime import Runtime
-from tests.e2e.helpers import assert_openai_error, client, completion
+from tests.e2e.helpers import assert_openai_error, client, completion, send_curl_line
 
 PATTERN = "pattern2-multimodel"
 GEMMA = "google/gemma-2b-it"
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"
+
+
+def test_the_printed_curl_line_answers_200(deployment: Runtime) -> None:
+    """What `inferplane up` and `inferplane status` print under "Try it", sent as the HTTP request it makes."""
+    reply = send_curl_line(deployment.running_plan.curl())
+    assert reply.status == 200, reply.body[:300]
+    assert reply.json()["choices"][0]["text"]
 
 
 def test_the_plan_has_a_body_based_router_and_a_picker_per_pool(deployment: Runtime) -> None:

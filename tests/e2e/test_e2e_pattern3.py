@@ -9,7 +9,7 @@ from collections import Counter
 
 from inferplane.net import wait_until
 from inferplane.runtime import Runtime
-from tests.e2e.helpers import client, completion
+from tests.e2e.helpers import client, completion, send_curl_line
 
 PATTERN = "pattern3-caching"
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"
@@ -41,6 +41,13 @@ def shared_prefix(group: int, tokens: int = 600) -> str:
 def served_by(rt: Runtime, prompt: str) -> str:
     raw = client(rt).completions.with_raw_response.create(model=MODEL, prompt=prompt, max_tokens=2)
     return raw.headers["x-inference-pod"]
+
+
+def test_the_printed_curl_line_answers_200(deployment: Runtime) -> None:
+    """What `inferplane up` and `inferplane status` print under "Try it", sent as the HTTP request it makes."""
+    reply = send_curl_line(deployment.running_plan.curl())
+    assert reply.status == 200, reply.body[:300]
+    assert reply.json()["choices"][0]["text"]
 
 
 def test_requests_sharing_a_prefix_stick_to_one_replica_while_distinct_prefixes_spread(deployment: Runtime) -> None:

@@ -8,11 +8,18 @@ import time
 from inferplane.net import wait_until
 from inferplane.runtime import Runtime
 from inferplane.runtime.procs import pid_alive
-from tests.e2e.helpers import client, completion
+from tests.e2e.helpers import client, completion, send_curl_line
 
 PATTERN = "pattern4-moe"
 MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 LEADER, WORKER = "mixtral-8x7b-0", "mixtral-8x7b-0-1"
+
+
+def test_the_printed_curl_line_answers_200(deployment: Runtime) -> None:
+    """What `inferplane up` and `inferplane status` print under "Try it", sent as the HTTP request it makes."""
+    reply = send_curl_line(deployment.running_plan.curl())
+    assert reply.status == 200, reply.body[:300]
+    assert reply.json()["choices"][0]["text"]
 
 
 def test_group_comes_up_as_one_unit(deployment: Runtime) -> None:

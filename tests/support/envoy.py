@@ -35,6 +35,9 @@ class EnvoyConfig:
     request_trailer_mode: str = "SEND"
     response_trailer_mode: str = "SEND"
     failure_mode_allow: bool = False  # True = the pool's FailOpen
+    # TLS to the picker (`inferplane epp --secure-serving true`), accepting any certificate as the GIE reference
+    # cluster does (an empty validation context)
+    ext_proc_tls: bool = False
     retries: int = 2
     extra_listener_filters: list[dict[str, Any]] = field(default_factory=list)
 
@@ -154,8 +157,18 @@ class EnvoyConfig:
             }
         clusters = [self.pool_cluster()]
         if self.ext_proc_port is not None:
+            tls: dict[str, Any] = {}
+            if self.ext_proc_tls:
+                tls["transport_socket"] = {
+                    "name": "envoy.transport_sockets.tls",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+                        "common_tls_context": {"alpn_protocols": ["h2"], "validation_context": {}},
+                    },
+                }
             clusters.append(
                 {
+                    **tls,
                     "name": "ext_proc",
                     "type": "STATIC",
                     "connect_timeout": "1s",

@@ -186,8 +186,8 @@ def workload_from_args(args: argparse.Namespace) -> tuple[WorkloadSpec, Any]:
     return spec, build_workload(spec.workload, args.seed)
 
 
-def make_target(args: argparse.Namespace, url: str, spec: WorkloadSpec) -> Target:
-    model = args.model or spec.server.get("model_name") or asyncio.run(discover_model(url))
+def make_target(args: argparse.Namespace, url: str, spec: WorkloadSpec, model: str | None = None) -> Target:
+    model = args.model or spec.server.get("model_name") or model or asyncio.run(discover_model(url))
     headers = {}
     for h in args.header:
         k, sep, v = h.partition(":")

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from inferplane.bench.command import (
@@ -86,12 +88,36 @@ def deployment(path: Path, args: argparse.Namespace, state_dir: Path, epp_config
         yield rt
 
 
+def kv_events_received(rt: Any) -> float | None:
+    """KV events the deployment's endpoint pickers received (None when no picker answered). A precise-prefix
+    configuration whose pickers got none routed on load alone: said out loud rather than left to a silent zero."""
+    total, answered = 0.0, False
+    for pool in rt.running_plan.pools.values():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{pool.epp_metrics_port}/metrics", timeout=2) as resp:
+                text = resp.read().decode()
+        except OSError:
+            continue
+        answered = True
+        for family in text_string_to_metric_families(text):
+            if family.name == "inferplane_epp_kv_events":
+                total += sum(sample.value for sample in family.samples if sample.name.endswith("_total"))
+    return total if answered else None
+
+
+def served_model(rt: Any) -> str | None:
+    """The deployment's first served model (asked of the plan, not of a router that may still be registering)."""
+    models = rt.running_plan.models
+    return str(models[0]) if models else None
+
+
 @contextmanager
 def peer_router(peer: PeerRouter, policy: str, worker_urls: list[str], log_dir: Path) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     name = f"{peer.name}-{policy}"
-    with started(name, peer.argv(port, worker_urls, policy), log_dir, url + "/health", timeout=90.0):
+    # Ready when it answers the model list through a worker: /health can be up before the workers are registered.
+    with started(name, peer.argv(port, worker_urls, policy), log_dir, url + "/v1/models", timeout=90.0):
         yield url
 
 
@@ -112,8 +138,8 @@ def run_compare(args: argparse.Namespace, path: Path, console: Console) -> int:
     out = output_dir(args)
     results: list[RunResult] = []
 
-    def bench(label: str, url: str, extra: dict[str, Any]) -> None:
-        target = make_target(args, url, spec)
+    def bench(label: str, url: str, model: str | None, extra: dict[str, Any]) -> None:
+        target = make_target(args, url, spec, model)
         conf = {**configuration(args, spec, target, stages), "deployment": str(path), **extra}
         console.print(f"[bold]{label}[/bold]: {url}")
         results.append(
@@ -134,7 +160,16 @@ def run_compare(args: argparse.Namespace, path: Path, console: Console) -> int:
     with tempfile.TemporaryDirectory(prefix="inferplane-compare-") as tmp:
         for i, sched in enumerate(schedulers):
             with deployment(path, args, Path(tmp) / f"run-{i}", sched.path) as rt:
-                bench(sched.name, rt.base_url, {"scheduler": sched.name, "epp_config": sched.path.read_text()})
+                epp_config = sched.path.read_text()
+                bench(sched.name, rt.base_url, served_model(rt), {"scheduler": sched.name, "epp_config": epp_config})
+                if "precise-prefix-cache-scorer" in epp_config:
+                    events = kv_events_received(rt)
+                    results[-1].configuration["kv_events_received"] = events
+                    if not events:
+                        console.print(
+                            f"[yellow]{sched.name}: the endpoint picker received no KV events, so the precise "
+                            "prefix index stayed empty and this configuration routed on load alone[/yellow]"
+                        )
         for j, (peer, policies) in enumerate(peers):
             for policy in policies:
                 with (
@@ -144,6 +179,7 @@ def run_compare(args: argparse.Namespace, path: Path, console: Console) -> int:
                     bench(
                         peer.label(policy),
                         url,
+                        served_model(rt),
                         {"peer": peer.name, "peer_version": peer.version(), "policy": policy},
                     )
 

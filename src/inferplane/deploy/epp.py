@@ -44,7 +44,15 @@ def epp_labels(pool: PoolPlan) -> dict[str, str]:
     return dict(sorted({**base_labels(pool.epp_name, COMPONENT), "inferencepool": pool.epp_name}.items()))
 
 
-def epp_args(pool: PoolPlan, namespace: str) -> list[str]:
+def epp_args(pool: PoolPlan, namespace: str, secure_serving: bool | None = None) -> list[str]:
+    """The container's arguments.
+
+    TLS: with `--discovery kubernetes` the EPP serves TLS on 9002 by default, with a certificate it generates at
+    start (no `--cert-path`), as upstream does; that is what every cluster gateway expects of an EPP: GKE's load
+    balancer speaks TLS to the extension without validating the certificate, the GIE reference Envoy cluster and
+    kgateway/Envoy Gateway use upstream TLS with an empty validation context, and Istio reaches it through a
+    DestinationRule with `tls.mode: SIMPLE` + `insecureSkipVerify` (deployment.md §6). So the default
+    (`secure_serving=None`) renders no flag; True/False render it explicitly for a target that needs otherwise."""
     args = [
         "epp",
         "--pool-name",
@@ -62,12 +70,14 @@ def epp_args(pool: PoolPlan, namespace: str) -> list[str]:
         "--metrics-port",
         str(EPP_METRICS_PORT),
     ]
+    if secure_serving is not None:
+        args += ["--secure-serving", "true" if secure_serving else "false"]
     if uses_kv_events(pool):
         args += ["--kv-events-bind", f"tcp://*:{KV_EVENTS_PORT}"]
     return args
 
 
-def render_epp(pool: PoolPlan, namespace: str, image: str) -> list[Manifest]:
+def render_epp(pool: PoolPlan, namespace: str, image: str, secure_serving: bool | None = None) -> list[Manifest]:
     name = pool.epp_name
     labels = epp_labels(pool)
     sa = obj("v1", "ServiceAccount", meta(name, namespace, labels))
@@ -109,7 +119,7 @@ def render_epp(pool: PoolPlan, namespace: str, image: str) -> list[Manifest]:
         "name": "epp",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "args": epp_args(pool, namespace),
+        "args": epp_args(pool, namespace, secure_serving),
         "ports": ports,
         "livenessProbe": {
             "grpc": {"port": EPP_HEALTH_PORT, "service": "liveness"},

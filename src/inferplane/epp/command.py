@@ -23,6 +23,7 @@ from inferplane.epp.datalayer.datastore import Objective
 from inferplane.epp.datalayer.discovery import DiscoverySource, StaticDiscovery, parse_endpoints
 from inferplane.epp.datalayer.endpoints_file import EndpointsFile, FileDiscovery
 from inferplane.epp.extproc import BUFFERED, FULL_DUPLEX, NONE
+from inferplane.epp.tls import ServingCert, load_cert_dir, self_signed
 from inferplane.errors import ConfigError, UsageError
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="per-pod mode: a model server's ZMQ publisher to connect to (repeatable)",
     )
-    a("--secure-serving", "--secureServing", dest="secure_serving", default="false", choices=("true", "false"))
-    a("--cert-path", "--certPath", dest="cert_path", help="directory with tls.crt and tls.key for --secure-serving")
+    # Upstream defaults to true. inferplane defaults to true in a cluster (`--discovery kubernetes`, where the
+    # gateways expect TLS to the extension; deploy/epp.py) and to false otherwise, because the local runtime's
+    # Envoy reaches the picker over plaintext loopback.
+    a(
+        "--secure-serving",
+        "--secureServing",
+        dest="secure_serving",
+        default=None,
+        choices=("true", "false"),
+        help="serve TLS on the ext_proc port (default: true with --discovery kubernetes, as upstream; else false)",
+    )
+    a(
+        "--cert-path",
+        "--certPath",
+        dest="cert_path",
+        help="directory with tls.crt and tls.key for --secure-serving; without it a self-signed certificate is "
+        "generated at start, as upstream does",
+    )
     a("--bind", default="0.0.0.0", help="address to listen on (127.0.0.1 for local runs)")
     a(
         "--body-mode",
@@ -104,6 +121,17 @@ def parse_config(text: str, file: str) -> EndpointPickerConfig:
     for p in problems:
         log.warning("%s", p.format())
     return config
+
+
+def serving_cert_for(args: argparse.Namespace) -> ServingCert | None:
+    """The ext_proc port's certificate, or None for plaintext: `--cert-path`, else one generated at start (upstream's
+    behaviour). `--secure-serving` defaults to true in a cluster (`--discovery kubernetes`), false elsewhere."""
+    secure = args.secure_serving == "true" if args.secure_serving else args.discovery == "kubernetes"
+    if not secure:
+        if args.cert_path:
+            raise UsageError("--cert-path is only read with --secure-serving true", hint="add --secure-serving true")
+        return None
+    return load_cert_dir(Path(args.cert_path)) if args.cert_path else self_signed()
 
 
 def build_discovery(
@@ -167,18 +195,7 @@ async def _serve(args: argparse.Namespace) -> int:
         if parsed.rewrites is not None:
             server.datastore.set_rewrites(parsed.rewrites)
 
-    cert_dir = None
-    if args.secure_serving == "true":
-        if not args.cert_path:
-            raise UsageError(
-                "--secure-serving true needs --cert-path DIR with tls.crt and tls.key "
-                "(inferplane does not generate self-signed certificates)",
-                hint="or run with --secure-serving false behind a trusted network",
-            )
-        cert_dir = Path(args.cert_path)
-        for name in ("tls.crt", "tls.key"):
-            if not (cert_dir / name).is_file():
-                raise UsageError(f"--cert-path {cert_dir}: {name} not found")
+    serving_cert = serving_cert_for(args)
 
     def on_objectives(objectives: list[Objective]) -> None:
         server = holder.get("server")
@@ -198,7 +215,7 @@ async def _serve(args: argparse.Namespace) -> int:
         kv_events_bind=args.kv_events_bind,
         kv_events_connect=list(args.kv_events_connect),
         default_body_mode=BODY_MODES[args.body_mode],
-        tls_cert_dir=cert_dir,
+        serving_cert=serving_cert,
         seed=args.seed,
     )
     server = EppServer(opts)

@@ -21,7 +21,7 @@ from typing import Protocol
 from inferplane.epp import openai_parser
 from inferplane.epp.datalayer.datastore import Datastore
 from inferplane.epp.metrics import EppMetrics
-from inferplane.epp.request_errors import EppError, ErrorCode, bad_request, exhausted, internal, unavailable
+from inferplane.epp.request_errors import EppError, ErrorCode, bad_request, internal, unavailable
 from inferplane.epp.scheduling.framework import SchedulingError
 from inferplane.epp.scheduling.framework import Usage as HookUsage
 from inferplane.epp.scheduling.types import Endpoint, LLMRequest, LLMRequestBody, SchedulingResult
@@ -61,6 +61,9 @@ class Decision:
 
     destination: str
     set_headers: dict[str, str] = field(default_factory=dict)
+    # PreRequest answered None for these: remove them from the upstream request (e.g. a client-supplied
+    # `x-prefiller-host-port` when no prefill ran must not reach the decode sidecar)
+    remove_headers: list[str] = field(default_factory=list)
     body: bytes | None = None  # None = the body is unchanged (or there was none)
 
 
@@ -180,8 +183,11 @@ class Director:
                 self.scheduler.prepare_request_data(req, candidates)
                 result = self.scheduler.schedule(req, candidates)
             except SchedulingError as exc:
+                # upstream wraps every scheduler error, "no endpoints available" included, as ResourceExhausted
+                # "failed to find target endpoint" → 429 (extproc.md §4); the status is SchedulingError's own
                 self.metrics.scheduler_attempts.inc(("failure", ctx.target_model, "", "", ""))
-                raise exhausted(f"failed to find target endpoint: {exc.message}") from None
+                code = ErrorCode.for_status(exc.status)
+                raise EppError(code, f"failed to find target endpoint: {exc.message}") from None
             finally:
                 self.metrics.scheduler_e2e.observe((), time.perf_counter() - t0)
         except EppError as exc:
@@ -196,11 +202,16 @@ class Director:
         # 8. destination and PreRequest; the request is in flight on the primary from here on
         self._start_in_flight(ctx, primary)
         headers = self._id_header(ctx)
+        removes: list[str] = []
         for name, value in self.scheduler.pre_request(req, result).items():
-            if value is not None:
+            if value is None:
+                removes.append(name)
+            else:
                 headers[name] = value
         # 9. the body, re-marshalled only when it changed
-        return Decision(destination=result.destination_header(), set_headers=headers, body=new_body)
+        return Decision(
+            destination=result.destination_header(), set_headers=headers, remove_headers=removes, body=new_body
+        )
 
     def after_reply(self) -> None:
         """The decision has been sent: run what the scheduler deferred until then."""

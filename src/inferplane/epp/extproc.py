@@ -211,6 +211,7 @@ class _Stream:
             sets.append(_hvo("content-length", str(content_length)))
         sets.extend(_hvo(k, v) for k, v in decision.set_headers.items())
         removes = [h for h in self.stripped if h != DESTINATION]
+        removes.extend(h for h in decision.remove_headers if h not in removes)
         return pb.HeaderMutation(set_headers=sets, remove_headers=removes)
 
     def _headers_response(self, decision: Decision, content_length: int | None) -> pb.ProcessingResponse:

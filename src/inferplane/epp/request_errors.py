@@ -31,6 +31,14 @@ class ErrorCode(Enum):
     def http_status(self) -> int:
         return self.value[1]
 
+    @classmethod
+    def for_status(cls, status: int) -> ErrorCode:
+        """The code answering with HTTP `status` (Internal for a status no code maps to)."""
+        for code in cls:
+            if code.http_status == status:
+                return code
+        return cls.INTERNAL
+
 
 # The OpenAI Python client's exception class names, which is also what vLLM puts in `error.type`.
 _OPENAI_TYPES = {

@@ -11,7 +11,6 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -29,6 +28,7 @@ from inferplane.epp.flowcontrol.rewrite import ModelRewriter
 from inferplane.epp.health import EppHealth
 from inferplane.epp.integration import build_admission, build_scheduler_for, kv_event_sink, kv_events_settings
 from inferplane.epp.metrics import EppMetrics
+from inferplane.epp.tls import ServingCert
 from inferplane.errors import InferplaneError
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,8 @@ class EppOptions:
     kv_events_bind: str | None = None
     kv_events_connect: list[str] = field(default_factory=list)
     default_body_mode: int = FULL_DUPLEX
-    tls_cert_dir: Path | None = None
+    # TLS on the ext_proc port (`--secure-serving`); None = plaintext. The health port is always plaintext.
+    serving_cert: ServingCert | None = None
     seed: int | None = None
     on_extras: Callable[[Any], None] | None = None
 
@@ -133,12 +134,11 @@ class EppServer:
         if self._sink is not None:
             self._sink(hostport, batch)
 
-    def _add_port(self, server: grpc.aio.Server, port: int) -> int:
+    def _add_port(self, server: grpc.aio.Server, port: int, cert: ServingCert | None = None) -> int:
         address = f"{self.opts.bind}:{port}"
         try:
-            if self.opts.tls_cert_dir is not None:
-                d = self.opts.tls_cert_dir
-                creds = grpc.ssl_server_credentials([((d / "tls.key").read_bytes(), (d / "tls.crt").read_bytes())])
+            if cert is not None:
+                creds = grpc.ssl_server_credentials([(cert.key_pem, cert.cert_pem)])
                 bound = server.add_secure_port(address, creds)
             else:
                 bound = server.add_insecure_port(address)
@@ -158,7 +158,7 @@ class EppServer:
         self._grpc = grpc.aio.server(options=GRPC_OPTIONS)
         add_to_server(self.servicer, self._grpc)
         self.health.add_to_server(self._grpc)  # Envoy's cluster health check asks on the ext_proc port too
-        self.grpc_port = self._add_port(self._grpc, self.opts.grpc_port)
+        self.grpc_port = self._add_port(self._grpc, self.opts.grpc_port, self.opts.serving_cert)
         await self._grpc.start()
 
         if self.opts.metrics_port is not None:

@@ -98,7 +98,10 @@ class RuntimePlan:
         return [c for c in self.components if c.serves and (pool is None or pool in c.pools)]
 
     def curl(self) -> str:
-        model = self.models[0] if self.models else "MODEL"
+        """A request that works: to the first model an InferencePool member serves (the routes of the patterns send
+        /v1 to pools, by path or by the model header), else the first model of any server."""
+        pooled = [n for c in self.components if c.serves and c.pools for n in (c.served_names or [c.model])]
+        model = next(iter(pooled or self.models), "MODEL")
         body = f'{{"model": "{model}", "prompt": "Hello, my name is", "max_tokens": 16}}'
         return f"curl -s {self.base_url}/v1/completions -H 'Content-Type: application/json' -d '{body}'"
 

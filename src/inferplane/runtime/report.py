@@ -82,6 +82,11 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
             ",".join(str(x) for x in p["target_ports"]), f"{p['ready']}/{p['endpoints']}",
         )  # fmt: skip
     console.print(t)
+    if status.get("services"):
+        t = _table("SERVICES", "NAME", "READY")
+        for svc in status["services"]:
+            t.add_row(svc["name"], f"{svc['ready']}/{svc['endpoints']}")
+        console.print(t)
     t = _table(
         "ENDPOINTS", "NAME", "POOL", "ADDRESS", "READY", "RESTARTS", "RUNNING", "WAITING", "KV USE", "PREFIX HIT",
         "SERVED",
@@ -98,3 +103,5 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
     for c in status["components"]:
         t.add_row(c["name"], c["kind"], str(c["pid"] or "-"), c["phase"], str(c["restarts"]), _address(c["ports"]))
     console.print(t)
+    if status["up_pid"] and status.get("curl"):
+        print(f"Try it:\n  {status['curl']}", flush=True)  # plain print, as at `up`: whole for copy and paste

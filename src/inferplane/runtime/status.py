@@ -112,6 +112,14 @@ def collect(state: StateDir) -> dict[str, Any]:
         }
         for c in plan["components"]
     ]
+    services = [
+        {
+            "name": key,
+            "endpoints": len(svc["members"]),
+            "ready": sum(1 for e in endpoints if e["name"] in svc["members"] and e["ready"]),
+        }
+        for key, svc in plan.get("services", {}).items()
+    ]
     pools = []
     for name, p in plan["pools"].items():
         members = [e for e in endpoints if name in e["pools"]]
@@ -133,12 +141,14 @@ def collect(state: StateDir) -> dict[str, Any]:
         "status": live.get("status", "unknown") if running else "stopped",
         "up_pid": up_pid if running else None,
         "base_url": plan["base_url"],
+        "curl": plan.get("curl", ""),
         "gateways": [
             {**g, "address": plan["base_url"], "port_map": plan["port_map"]}
             for g in plan.get("summary", {}).get("gateways", [])
         ],
         "routes": plan.get("summary", {}).get("routes", []),
         "pools": pools,
+        "services": services,
         "endpoints": endpoints,
         "components": components,
         "state_dir": str(state.path),

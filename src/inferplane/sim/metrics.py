@@ -2,27 +2,18 @@
 
 Every series carries `model_name` and `engine` (the data-parallel rank, "0" for one engine) like vLLM's v1
 loggers. Queue gauges and KV usage are read at scrape time (callbacks), so the step loop pays nothing for them;
-histograms are observed when requests finish.
+histograms are observed when requests finish. The page is rendered from per-family cached text
+(`inferplane.sim.exposition`), byte-identical to prometheus_client's `generate_latest` over `registry`.
 """
 
 from __future__ import annotations
 
-import time
-from bisect import bisect_left
 from collections.abc import Callable, Iterable
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    disable_created_metrics,
-    generate_latest,
-)
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
+from prometheus_client import CollectorRegistry, disable_created_metrics
 
 from inferplane.sim.engine import Sequence
+from inferplane.sim.exposition import Family, FastCounter, FastHistogram, FnGauge, LoraInfo
 
 # vLLM disables the `_created` series too; without this every counter and histogram doubles its series count.
 disable_created_metrics()
@@ -48,58 +39,6 @@ def token_buckets(max_model_len: int) -> list[float]:
         exp += 1
 
 
-class FastHistogram(Collector):
-    """A histogram with one label set, observed in bulk (`observe(value, count)`).
-
-    Hand-written instead of prometheus_client's Histogram because the step loop records an inter-token gap for
-    every token of every running stream: prometheus_client's observe (a lock plus a per-bucket walk) measured at
-    ~12 µs per token under the 128-stream benchmark, this one at well under 1 µs; the exposition is identical.
-    """
-
-    def __init__(self, name: str, doc: str, labels: dict[str, str], buckets: Iterable[float]) -> None:
-        self.name = name
-        self.doc = doc
-        self._labels = labels
-        self.bounds = sorted(float(b) for b in buckets)
-        self.counts = [0] * (len(self.bounds) + 1)
-        self.sum = 0.0
-
-    def observe(self, value: float, count: int = 1) -> None:
-        self.counts[bisect_left(self.bounds, value)] += count
-        self.sum += value * count
-
-    def collect(self) -> Iterable[HistogramMetricFamily]:
-        fam = HistogramMetricFamily(self.name, self.doc, labels=list(self._labels))
-        cumulative = 0
-        buckets = []
-        for bound, c in zip([*self.bounds, float("inf")], self.counts, strict=True):
-            cumulative += c
-            buckets.append((floatToGoString(bound), cumulative))
-        fam.add_metric(list(self._labels.values()), buckets, self.sum)
-        yield fam
-
-
-class _LoraInfo(Collector):
-    """`vllm:lora_requests_info`: one series whose labels list running/waiting adapters, value = last change."""
-
-    def __init__(self, labels: dict[str, str], max_lora: int, state: Callable[[], tuple[list[str], list[str]]]):
-        self._labels = labels
-        self._max_lora = str(max_lora)
-        self._state = state
-        self._last: tuple[str, str] | None = None
-        self._stamp = time.time()
-
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        running, waiting = self._state()
-        key = (",".join(sorted(running)), ",".join(sorted(waiting)))
-        if key != self._last:
-            self._last, self._stamp = key, time.time()
-        names = ["running_lora_adapters", "waiting_lora_adapters", "max_lora"]
-        fam = GaugeMetricFamily("vllm:lora_requests_info", "Running stats on lora requests.", labels=names)
-        fam.add_metric([key[0], key[1], self._max_lora], self._stamp)
-        yield fam
-
-
 class EngineMetrics:
     def __init__(
         self,
@@ -117,27 +56,27 @@ class EngineMetrics:
         labels = {"model_name": model_name, "engine": engine}
         self._labels = labels
         names = list(labels)
-        r = self.registry
+        # the page's families in page order; `bind_state` adds the scrape-time gauges in front and the LoRA info
+        self._families: list[Family] = []
+        self._gauge_docs = {
+            "vllm:num_requests_running": "Number of requests in model execution batches.",
+            "vllm:num_requests_waiting": "Number of requests waiting to be processed.",
+            "vllm:kv_cache_usage_perc": "KV-cache usage. 1 means 100 percent usage.",
+        }
+        self._legacy_gpu_cache_metric = legacy_gpu_cache_metric
+        info_labels = {
+            "block_size": str(block_size),
+            "cache_dtype": cache_dtype,
+            "num_cpu_blocks": "0",
+            "num_gpu_blocks": str(num_gpu_blocks),
+            **labels,
+        }
+        self._info = FnGauge("vllm:cache_config_info", "Information of the LLMEngine CacheConfig", info_labels, _one)
 
-        def gauge(name: str, doc: str) -> Gauge:
-            return Gauge(name, doc, names, registry=r, multiprocess_mode="mostrecent")
-
-        self.running = gauge("vllm:num_requests_running", "Number of requests in model execution batches.")
-        self.waiting = gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed.")
-        self.kv_usage = gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.")
-        self.gpu_usage = None
-        if legacy_gpu_cache_metric:
-            self.gpu_usage = gauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage (pre-0.10 name).")
-        info = Gauge(
-            "vllm:cache_config_info",
-            "Information of the LLMEngine CacheConfig",
-            ["block_size", "cache_dtype", "num_cpu_blocks", "num_gpu_blocks", *names],
-            registry=r,
-        )
-        info.labels(str(block_size), cache_dtype, "0", str(num_gpu_blocks), *labels.values()).set(1)
-
-        def counter(name: str, doc: str, extra: tuple[str, ...] = ()) -> Counter:
-            return Counter(name, doc, [*names, *extra], registry=r)
+        def counter(name: str, doc: str, extra: tuple[str, ...] = ()) -> FastCounter:
+            c = FastCounter(name, doc, [*names, *extra])
+            self._families.append(c)
+            return c
 
         self.prefix_queries = counter("vllm:prefix_cache_queries", "Prefix cache queries, in terms of tokens.")
         self.prefix_hits = counter("vllm:prefix_cache_hits", "Prefix cache hits, in terms of tokens.")
@@ -150,7 +89,7 @@ class EngineMetrics:
 
         def hist(name: str, doc: str, buckets: Iterable[float]) -> FastHistogram:
             h = FastHistogram(name, doc, labels, buckets)
-            r.register(h)
+            self._families.append(h)
             return h
 
         tb = token_buckets(max_model_len)
@@ -188,13 +127,23 @@ class EngineMetrics:
         kv_usage: Callable[[], float],
         loras: Callable[[], tuple[list[str], list[str]]],
     ) -> None:
-        lv = list(self._labels.values())
-        self.running.labels(*lv).set_function(running)
-        self.waiting.labels(*lv).set_function(waiting)
-        self.kv_usage.labels(*lv).set_function(kv_usage)
-        if self.gpu_usage is not None:
-            self.gpu_usage.labels(*lv).set_function(kv_usage)
-        self.registry.register(_LoraInfo(self._labels, self._max_loras, loras))
+        """The scrape-time values; the page is complete (and `registry` filled, in page order) from here on."""
+        docs = self._gauge_docs
+        gauges = [
+            FnGauge(name, docs[name], self._labels, fn)
+            for name, fn in (
+                ("vllm:num_requests_running", running),
+                ("vllm:num_requests_waiting", waiting),
+                ("vllm:kv_cache_usage_perc", kv_usage),
+            )
+        ]
+        if self._legacy_gpu_cache_metric:
+            gauges.append(
+                FnGauge("vllm:gpu_cache_usage_perc", "GPU KV-cache usage (pre-0.10 name).", self._labels, kv_usage)
+            )
+        self._families = [*gauges, self._info, *self._families, LoraInfo(self._labels, self._max_loras, loras)]
+        for fam in self._families:
+            self.registry.register(fam)
 
     def on_admitted(self, seq: Sequence) -> None:
         self._c["prefix_queries"].inc(seq.num_prompt)
@@ -236,4 +185,9 @@ class EngineMetrics:
             h["h_req_tpot"].observe((end - first) / (seq.num_output - 1))
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """The page: each family's cached text, refilled only where values changed since the last scrape."""
+        return "".join([f.text() for f in self._families]).encode()
+
+
+def _one() -> float:
+    return 1.0

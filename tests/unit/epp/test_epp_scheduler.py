@@ -63,7 +63,7 @@ schedulingProfiles: [{name: default, plugins: [{pluginRef: prefill-filter}, {plu
         s.schedule(request(), [])
     with pytest.raises(NoEndpointsAvailable) as exc:
         s.schedule(request(), [endpoint(1)])
-    assert exc.value.status == 503
+    assert exc.value.status == 429  # upstream: ResourceExhausted "failed to find target endpoint"
 
 
 def test_max_score_ties_are_broken_at_random_and_seeded() -> None:

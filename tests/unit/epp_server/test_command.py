@@ -76,7 +76,20 @@ def test_discovery_choices(tmp_path: Path) -> None:
         (["--pool-name", "p", "--endpoints", "nohost"], "is not host:port"),
         (["--pool-name", "p", "--endpoints", "127.0.0.1:1", "--refresh-metrics-interval", "soon"], "duration"),
         (["--pool-name", "p", "--endpoints", "127.0.0.1:1", "--config-text", "kind: [unclosed"], "--config-text"),
-        (["--pool-name", "p", "--endpoints", "127.0.0.1:1", "--secure-serving", "true"], "--cert-path"),
+        (
+            [
+                "--pool-name",
+                "p",
+                "--endpoints",
+                "127.0.0.1:1",
+                "--secure-serving",
+                "true",
+                "--cert-path",
+                "/nonexistent",
+            ],
+            "tls.crt not found",
+        ),
+        (["--pool-name", "p", "--endpoints", "127.0.0.1:1", "--cert-path", "/tmp"], "--secure-serving true"),
     ],
 )
 def test_cli_reports_errors_without_traceback(argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -144,3 +157,29 @@ def test_kubernetes_discovery_feeds_objectives() -> None:
     assert src.on_objectives is not None
     src.on_objectives({"batch": ObjectiveSpec("batch", -1)})
     assert [(o.name, o.priority) for o in got[0]] == [("batch", -1)]  # type: ignore[attr-defined]
+
+
+def test_secure_serving_defaults_to_tls_in_a_cluster_and_plaintext_locally(tmp_path: Path) -> None:
+    assert command.serving_cert_for(parse("--pool-name", "p", "--endpoints", "127.0.0.1:1")) is None
+    assert command.serving_cert_for(parse("--pool-name", "p", "--discovery", "kubernetes")) is not None
+    off = parse("--pool-name", "p", "--discovery", "kubernetes", "--secure-serving", "false")
+    assert command.serving_cert_for(off) is None
+    on = command.serving_cert_for(parse("--pool-name", "p", "--endpoints", "127.0.0.1:1", "--secureServing", "true"))
+    assert on is not None
+    assert on.cert_pem.startswith(b"-----BEGIN CERTIFICATE-----")
+    (tmp_path / "tls.crt").write_bytes(on.cert_pem)
+    (tmp_path / "tls.key").write_bytes(on.key_pem)
+    given = parse("--pool-name", "p", "--discovery", "kubernetes", "--cert-path", str(tmp_path))
+    assert command.serving_cert_for(given) == on
+
+
+def test_rendered_manifest_runs_the_picker_with_tls() -> None:
+    """The Kubernetes renderer's arguments, parsed by the picker's own parser, give a TLS ext_proc port (what GKE's
+    gateway and the reference Envoy cluster expect); a target can still pin it explicitly."""
+    from inferplane.deploy.epp import epp_args
+    from inferplane.deploy.plan import PoolPlan
+
+    pool = PoolPlan(name="p", selector={"app": "x"}, target_ports=(8000,), epp_config="")
+    assert command.serving_cert_for(build_parser("epp").parse_args(epp_args(pool, "ns"))) is not None
+    plain = build_parser("epp").parse_args(epp_args(pool, "ns", secure_serving=False))
+    assert command.serving_cert_for(plain) is None

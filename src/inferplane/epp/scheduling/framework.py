@@ -21,10 +21,14 @@ ScorerCategory = Literal["Affinity", "Distribution", "Balance"]
 
 
 class SchedulingError(Exception):
-    """The scheduler could not choose: the ext_proc server answers `status` with an OpenAI-style error."""
+    """The scheduler could not choose: the ext_proc server answers `status` with an OpenAI-style error.
 
-    status = 503
-    error_type = "ServiceUnavailable"
+    Upstream's director wraps any scheduler error as ResourceExhausted "failed to find target endpoint" → 429
+    (extproc.md §4, GIE `pkg/epp/requestcontrol/director.go`); 503 is for an empty pool or subset, decided before
+    the scheduler runs."""
+
+    status = 429
+    error_type = "ResourceExhausted"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -32,7 +36,7 @@ class SchedulingError(Exception):
 
 
 class NoEndpointsAvailable(SchedulingError):
-    """Every candidate was filtered out (or there were none): upstream's "no endpoints available" → 503."""
+    """Every candidate was filtered out (or there were none): upstream's "no endpoints available" → 429."""
 
 
 @dataclass(slots=True)
