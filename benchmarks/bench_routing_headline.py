@@ -123,6 +123,7 @@ def main() -> int:
     if not args.check_only:
         argv = command(args)
         print("inferplane " + " ".join(argv), flush=True)
+        sys.argv = ["inferplane", *argv]  # the report records the inferplane command, not this script
         status = inferplane(argv)
         if status not in (0, 1):
             return status

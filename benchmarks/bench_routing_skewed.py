@@ -69,6 +69,7 @@ def main() -> int:
         "--output", str(args.out),
     ]  # fmt: skip
     print("inferplane " + " ".join(argv), flush=True)
+    sys.argv = ["inferplane", *argv]  # the report records the inferplane command, not this script
     status = inferplane(argv)
     trace.unlink()  # megabytes of prompt text; the command regenerates it
     return status
