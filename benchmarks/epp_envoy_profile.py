@@ -20,10 +20,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from epp_envoy_bench import BODYLESS_CONFIG, LUA, MODES, wrk  # noqa: E402
 from tests.support.envoy import start_envoy  # noqa: E402
 from tests.support.procs import INFERPLANE, Proc  # noqa: E402
 
+from epp_envoy_bench import BODYLESS_CONFIG, LUA, MODES, wrk  # noqa: E402
 from inferplane.net import LOOPBACK, free_ports, http_status, port_open  # noqa: E402
 
 MODE_NAMES = {"full-duplex": "full-duplex (upstream config)", "buffered": "buffered, response phases skipped",
@@ -68,7 +68,9 @@ def main() -> int:
         try:
             sim_ports = free_ports(2)
             for port in sim_ports:
-                p = Proc([*INFERPLANE, "sim", "--model", "m", "--host", LOOPBACK, "--port", str(port), "--zero-latency"])
+                p = Proc(
+                    [*INFERPLANE, "sim", "--model", "m", "--host", LOOPBACK, "--port", str(port), "--zero-latency"]
+                )
                 procs.append(p)
                 p.wait_ready(lambda port=port: http_status(f"http://{LOOPBACK}:{port}/health/ready") == 200, 60)
             endpoints = [f"{LOOPBACK}:{p}" for p in sim_ports]
@@ -89,7 +91,7 @@ def main() -> int:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
                 time.sleep(0.5)
-                rps, p50, errors = wrk(envoy.url, str(script), 32, 2, args.seconds)
+                rps, _, errors = wrk(envoy.url, str(script), 32, 2, args.seconds)
                 rec.wait(timeout=args.seconds + 30)
             finally:
                 envoy.stop()

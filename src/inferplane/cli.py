@@ -65,7 +65,19 @@ def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
             module = importlib.import_module(command.module)
             module.configure(p)
             p.set_defaults(_run=module.run)
+            _add_verbose(p)
     return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    """Accept -v after the sub-command too (`inferplane up -v ...`), unless the sub-command has its own -v
+    (the endpoint picker keeps upstream's `-v N` log verbosity). SUPPRESS keeps the top-level count when the
+    sub-command's -v is not given."""
+    if any(opt in parser._option_string_actions for opt in ("-v", "--verbose")):
+        return
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging (-vv for debug)"
+    )
 
 
 def _selected_command(argv: Sequence[str]) -> str | None:

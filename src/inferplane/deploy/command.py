@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from inferplane import __version__
 from inferplane.deploy.crosscheck import crosscheck
+from inferplane.deploy.options import check_image, check_namespace, check_output_dir
 from inferplane.deploy.plan import RenderOptions
 from inferplane.deploy.render import Rendered, render, to_stream, write_dir
 from inferplane.deploy.source import build_plan, load_for_render
@@ -69,7 +71,43 @@ def render_path(path: Path, options: RenderOptions) -> Rendered:
     return rendered
 
 
+def _write(rendered: Rendered, output: str, source: str, options: RenderOptions) -> None:
+    if output == "-":
+        sys.stdout.write(to_stream(rendered, source, options))
+        return
+    try:
+        written = write_dir(rendered, Path(output), source, options)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != output else ""
+        raise UsageError(
+            f"-o {output}: cannot write there: {exc.strerror or exc}{where}",
+            hint="pass a directory you can write to, or - for stdout",
+        ) from None
+    print(f"wrote {len(written)} manifests to {output} (apply with: kubectl apply -f {output})")
+
+
+def _images(node: object) -> Iterator[str]:
+    """Every container image named anywhere in a manifest (Deployments, LeaderWorkerSet templates)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "image" and isinstance(value, str):
+                yield value
+            else:
+                yield from _images(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _images(item)
+
+
+def _uses_image(rendered: Rendered, image: str) -> bool:
+    return any(found == image for m in rendered.manifests for found in _images(m))
+
+
 def run(args: argparse.Namespace) -> int:
+    # Option values first: one clear message each, before anything is loaded, rendered or written.
+    check_namespace(args.namespace)
+    check_image(args.image)
+    check_output_dir(args.output)
     options = RenderOptions(
         target=args.target,
         image=args.image,
@@ -80,13 +118,17 @@ def run(args: argparse.Namespace) -> int:
     )
     source = str(args.path)
     rendered = render_path(Path(args.path), options)
-    if args.output == "-":
-        sys.stdout.write(to_stream(rendered, source, options))
-    else:
-        written = write_dir(rendered, Path(args.output), source, options)
-        print(f"wrote {len(written)} manifests to {args.output} (apply with: kubectl apply -f {args.output})")
+    _write(rendered, args.output, source, options)
     for w in rendered.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if rendered.secrets:
         print(f"note: create these Secrets first: {', '.join(rendered.secrets)}", file=sys.stderr)
+    if args.image == DEFAULT_IMAGE and _uses_image(rendered, DEFAULT_IMAGE):
+        # The default is the tag `docker build` gives locally; no registry serves it, so pods would not pull it.
+        print(
+            f"note: the endpoint picker (and body-based router) use image {DEFAULT_IMAGE}, a local tag: build and "
+            f"push it (docker build -t REGISTRY/inferplane:{__version__} . && docker push ...), then render with "
+            f"--image REGISTRY/inferplane:{__version__}",
+            file=sys.stderr,
+        )
     return 0

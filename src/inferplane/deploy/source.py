@@ -16,7 +16,7 @@ import yaml
 from inferplane.api.deployment import Deployment
 from inferplane.api.modelservice import ModelService
 from inferplane.deploy.plan import EnvVar, ModelServerPlan, PoolPlan, RenderOptions, RenderPlan
-from inferplane.errors import UsageError
+from inferplane.errors import ConfigError, UsageError
 
 # Flags the multi-node launch scripts set themselves (the rest of the user's vLLM flags are passed through).
 _LAUNCH_FLAGS = {
@@ -137,7 +137,8 @@ def model_server_plan(ms: ModelService, deployment: Deployment, options: RenderO
         )
     accelerator = ms.accelerator
     if options.accelerator and accelerator != "cpu" and accelerator != options.accelerator:
-        raise UsageError(
+        # A deployment problem (it lacks a variant for the asked accelerator), not a misuse of the options: exit 1.
+        raise ConfigError(
             f"model service {ms.name!r} is written for {accelerator} and has no variants/{options.accelerator}/ "
             f"values in {deployment.root}",
             hint=f"render with --accelerator {accelerator}, or add variants/{options.accelerator}/ with values "

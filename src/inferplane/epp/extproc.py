@@ -58,6 +58,14 @@ def _hvo(key: str, value: str) -> base_pb2.HeaderValueOption:
     )
 
 
+def _add_header(mutation: pb.HeaderMutation, key: str, value: str) -> None:
+    # Built in place: passing sub-messages to a constructor copies them (9.3 µs vs 3.9 µs for a decision answer).
+    h = mutation.set_headers.add()
+    h.append_action = _OVERWRITE
+    h.header.key = key
+    h.header.raw_value = value.encode()
+
+
 def header_dict(headers: base_pb2.HeaderMap) -> dict[str, str]:
     """Envoy sends lower-cased names and (since 1.30) the value in `raw_value`."""
     return {h.key: h.raw_value.decode("utf-8", "replace") if h.raw_value else h.value for h in headers.headers}
@@ -95,8 +103,10 @@ def immediate(err: EppError) -> pb.ProcessingResponse:
     )
 
 
-def lb_metadata(destination: str) -> struct_pb2.Struct:
-    md = struct_pb2.Struct()
+def lb_metadata(destination: str, md: struct_pb2.Struct | None = None) -> struct_pb2.Struct:
+    """`envoy.lb` dynamic metadata naming the destination, written into `md` (a response's field) if given."""
+    if md is None:
+        md = struct_pb2.Struct()
     md.fields[LB_NAMESPACE].struct_value.fields[DESTINATION].string_value = destination
     return md
 
@@ -173,6 +183,8 @@ class _Stream:
         rb = req.request_body
         if self.decided:  # a body after a headers-only decision: pass it through untouched
             return [] if self.request_mode == FULL_DUPLEX else [pb.ProcessingResponse(request_body=pb.BodyResponse())]
+        if rb.end_of_stream and not self.body:  # the whole body in one message (BUFFERED, small bodies): no copy
+            return await self._decide_on_body(end_of_stream=True, whole=rb.body)
         self.body += rb.body
         if not rb.end_of_stream:
             if self.request_mode == STREAMED:  # every STREAMED chunk needs an answer; the body is small (OpenAI)
@@ -185,40 +197,41 @@ class _Stream:
         out.append(pb.ProcessingResponse(request_trailers=pb.TrailersResponse()))
         return out
 
-    async def _decide_on_body(self, end_of_stream: bool) -> list[pb.ProcessingResponse]:
+    async def _decide_on_body(self, end_of_stream: bool, whole: bytes | None = None) -> list[pb.ProcessingResponse]:
         assert self.ctx is not None
         self.decided = True
-        body = bytes(self.body)
+        body = bytes(self.body) if whole is None else whole
         decision = await self.director.handle_request(self.ctx, body, self.subset)
         new_body = decision.body if decision.body is not None else body
         if self.request_mode == FULL_DUPLEX:
             return [self._headers_response(decision, len(new_body)), *streamed_body(new_body, end_of_stream, True)]
-        common = pb.CommonResponse(
-            header_mutation=self._mutation(decision, len(new_body) if decision.body is not None else None),
-            clear_route_cache=True,
-        )
+        resp = pb.ProcessingResponse()
+        common = resp.request_body.response
+        self._fill_mutation(common.header_mutation, decision, len(new_body) if decision.body is not None else None)
+        common.clear_route_cache = True
         if decision.body is not None:
             common.body_mutation.body = decision.body
-        return [
-            pb.ProcessingResponse(
-                request_body=pb.BodyResponse(response=common), dynamic_metadata=lb_metadata(decision.destination)
-            )
-        ]
+        lb_metadata(decision.destination, resp.dynamic_metadata)
+        return [resp]
 
-    def _mutation(self, decision: Decision, content_length: int | None) -> pb.HeaderMutation:
-        sets = [_hvo(DESTINATION, decision.destination)]
+    def _fill_mutation(self, mutation: pb.HeaderMutation, decision: Decision, content_length: int | None) -> None:
+        _add_header(mutation, DESTINATION, decision.destination)
         if content_length is not None:
-            sets.append(_hvo("content-length", str(content_length)))
-        sets.extend(_hvo(k, v) for k, v in decision.set_headers.items())
+            _add_header(mutation, "content-length", str(content_length))
+        for k, v in decision.set_headers.items():
+            _add_header(mutation, k, v)
         removes = [h for h in self.stripped if h != DESTINATION]
         removes.extend(h for h in decision.remove_headers if h not in removes)
-        return pb.HeaderMutation(set_headers=sets, remove_headers=removes)
+        if removes:
+            mutation.remove_headers.extend(removes)
 
     def _headers_response(self, decision: Decision, content_length: int | None) -> pb.ProcessingResponse:
-        common = pb.CommonResponse(header_mutation=self._mutation(decision, content_length), clear_route_cache=True)
-        return pb.ProcessingResponse(
-            request_headers=pb.HeadersResponse(response=common), dynamic_metadata=lb_metadata(decision.destination)
-        )
+        resp = pb.ProcessingResponse()
+        common = resp.request_headers.response
+        self._fill_mutation(common.header_mutation, decision, content_length)
+        common.clear_route_cache = True
+        lb_metadata(decision.destination, resp.dynamic_metadata)
+        return resp
 
     def on_response_headers(self, req: pb.ProcessingRequest) -> list[pb.ProcessingResponse]:
         rh = req.response_headers

@@ -9,7 +9,10 @@ Layout of the generated config:
   router;
 * clusters: one EDS cluster per Service and per InferencePool (endpoints from files, see `eds.py`); pool clusters
   use the `override_host` load-balancing policy, which honours the picker's `x-gateway-destination-endpoint` and
-  falls back to round robin when there is no pick (FailOpen with the picker down).
+  falls back to round robin when there is no pick (FailOpen with the picker down);
+* local replies (`local_reply_config`): what Envoy itself answers — no route, body too large, no reachable endpoint,
+  timeout, and the empty 503 of an unreachable ext_proc server under FailClose — gets an OpenAI-style JSON body;
+  the ext_proc servers' own ImmediateResponses (the picker's 429/503, the router's 400) keep theirs.
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ class RuntimePlan:
     envoy_config: str = ""
     services: dict[str, ServicePlan] = field(default_factory=dict)  # keyed `namespace/name`
     warnings: list[str] = field(default_factory=list)  # shown by `up`: what will not work as the files say
+    curl_host: str | None = None  # the Host the routes accept, when they name hostnames
 
     @property
     def base_url(self) -> str:
@@ -103,7 +104,8 @@ class RuntimePlan:
         pooled = [n for c in self.components if c.serves and c.pools for n in (c.served_names or [c.model])]
         model = next(iter(pooled or self.models), "MODEL")
         body = f'{{"model": "{model}", "prompt": "Hello, my name is", "max_tokens": 16}}'
-        return f"curl -s {self.base_url}/v1/completions -H 'Content-Type: application/json' -d '{body}'"
+        host = f" -H 'Host: {self.curl_host}'" if self.curl_host else ""
+        return f"curl -s {self.base_url}/v1/completions{host} -H 'Content-Type: application/json' -d '{body}'"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -128,6 +130,7 @@ class RuntimePlan:
             envoy_config=data.get("envoy_config", ""),
             services={k: ServicePlan(**v) for k, v in data.get("services", {}).items()},
             warnings=list(data.get("warnings", [])),
+            curl_host=data.get("curl_host"),
         )
 
 

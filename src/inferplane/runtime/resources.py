@@ -70,6 +70,7 @@ class RuntimeView:
     listener_ports: list[int]
     use_bbr: bool
     summary: dict[str, Any]
+    curl_host: str | None = None
     pool_extras: dict[str, dict[str, Any]] = field(default_factory=dict)
     services: list[ServiceTemplate] = field(default_factory=list)
 
@@ -203,6 +204,7 @@ def runtime_view(deployment: Any, epp_config_override: Any = None) -> RuntimeVie
         listener_ports=listener_ports,
         use_bbr=needs_bbr(deployment.http_routes),
         summary=summarize(deployment),
+        curl_host=curl_host(deployment),
         pool_extras={p.metadata.name: _picker_extras(deployment, p) for p in deployment.inference_pools},
         services=[service_template(s) for s in getattr(deployment, "services", ())],
     )
@@ -286,3 +288,33 @@ def secret_env(servers: list[ServerTemplate]) -> dict[str, str]:
             else:
                 log.info("%s: env %s comes from Secret %s/%s; not set here, left unset", s.name, var, secret, key)
     return out
+
+
+# A concrete name for a wildcard hostname in the printed curl line (`*.example.com` → `llm.example.com`).
+WILDCARD_LABEL = "llm"
+
+
+def curl_host(deployment: Any) -> str | None:
+    """The Host header the printed curl line needs, or None when a pool route accepts any host.
+
+    Routes to InferencePools are preferred (the curl line posts a completion); a route whose hostnames (intersected
+    with its listeners' hostnames) are empty takes every host, so no header is needed."""
+    from inferplane.gateway.hostnames import effective_hostnames, is_wildcard
+
+    # parentRefs name Gateways by name (the patterns keep one namespace)
+    listeners = {gw.metadata.name: list(gw.spec.listeners) for gw in deployment.gateways}
+    routes = list(deployment.http_routes)
+    pooled = [r for r in routes if any(b.is_inference_pool for rule in r.spec.rules for b in rule.backend_refs)]
+    for route in pooled or routes:
+        for ref in route.spec.parent_refs:
+            for lst in listeners.get(ref.name, []):
+                if ref.section_name not in (None, lst.name) or ref.port not in (None, lst.port):
+                    continue
+                hosts = effective_hostnames(lst.hostname, route.spec.hostnames)
+                if hosts is None:
+                    continue
+                if not hosts:
+                    return None
+                host = hosts[0]
+                return WILDCARD_LABEL + host[1:] if is_wildcard(host) else host
+    return None

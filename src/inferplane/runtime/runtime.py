@@ -88,6 +88,7 @@ class Runtime:
             secrets=resources.secret_env(view.servers),
             services=view.services,
         )
+        plan.curl_host = view.curl_host
         sinks = gateway_link.materialize(plan, deployment, view, state, self.options)
         state.write_json(state.plan_file, {**plan.to_json(), "summary": view.summary})
         state.pid_file.write_text(f"{os.getpid()}\n")

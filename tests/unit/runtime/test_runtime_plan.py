@@ -151,6 +151,21 @@ def test_services_select_serving_replicas_by_labels_and_target_port(tmp_path: Pa
     assert again.component("llama-0").services == ["default/llama-direct", "prod/by-name"]
 
 
+def test_up_output_shows_the_service_warnings(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from inferplane.runtime.report import print_plan
+
+    plan = build_plan(
+        name="demo", source="d", servers=_servers(), pools=[], listener_ports=[80], use_bbr=False,
+        state=StateDir(tmp_path / "state"), options=RuntimeOptions(port=0),
+        services=[ServiceTemplate("absent", selector={"app": "nope"}, target_ports=[8000])],
+    )  # fmt: skip
+    console = Console(record=True, width=300)
+    print_plan(console, plan, {"components": {}})
+    assert "warning: Service default/absent selects no model server (selector app=nope)" in console.export_text()
+
+
 def test_endpoint_publisher_sends_service_sets_to_envoy(tmp_path: Path) -> None:
     plan = build_plan(
         name="demo", source="d", servers=_servers(), pools=[], listener_ports=[80], use_bbr=False,

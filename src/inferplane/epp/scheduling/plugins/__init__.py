@@ -1,6 +1,7 @@
 """The plugin implementations; importing this package registers every type."""
 
 from inferplane.epp.scheduling.plugins import (
+    balance,
     external,
     filters,
     load,
@@ -11,4 +12,4 @@ from inferplane.epp.scheduling.plugins import (
     scorers,
 )
 
-__all__ = ["external", "filters", "load", "pickers", "precise", "prefix", "profiles", "scorers"]
+__all__ = ["balance", "external", "filters", "load", "pickers", "precise", "prefix", "profiles", "scorers"]
