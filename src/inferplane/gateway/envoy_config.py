@@ -301,24 +301,21 @@ def _needs_bbr(attachments: list[Attachment]) -> bool:
     )
 
 
+# One line per request, for `inferplane logs`: time, method, path, status, upstream replica (`-` when Envoy answered
+# itself), duration, and the response flags that say why Envoy answered (NR no route, UH no healthy upstream...).
+ACCESS_LOG_FORMAT = (
+    "%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)% %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% "
+    "%UPSTREAM_HOST% %DURATION%ms model=%REQ(X-GATEWAY-MODEL-NAME)% flags=%RESPONSE_FLAGS%\n"
+)
+
+
 def _access_log(path: str) -> dict[str, Any]:
-    fields = {
-        "start_time": "%START_TIME%",
-        "method": "%REQ(:METHOD)%",
-        "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-        "authority": "%REQ(:AUTHORITY)%",
-        "model": "%REQ(X-GATEWAY-MODEL-NAME)%",
-        "status": "%RESPONSE_CODE%",
-        "flags": "%RESPONSE_FLAGS%",
-        "route": "%ROUTE_NAME%",
-        "upstream": "%UPSTREAM_HOST%",
-        "duration_ms": "%DURATION%",
-        "request_id": "%REQ(X-REQUEST-ID)%",
-    }
     return {
         "name": "envoy.access_loggers.file",
         "typed_config": any_of(
-            "envoy.extensions.access_loggers.file.v3.FileAccessLog", path=path, log_format={"json_format": fields}
+            "envoy.extensions.access_loggers.file.v3.FileAccessLog",
+            path=path,
+            log_format={"text_format_source": {"inline_string": ACCESS_LOG_FORMAT}},
         ),
     }
 

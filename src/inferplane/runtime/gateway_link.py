@@ -18,6 +18,7 @@ from inferplane.runtime.resources import RuntimeView, config_yaml
 from inferplane.runtime.state import StateDir, write_atomic
 
 GATEWAY_DIR = "gateway"
+ACCESS_LOG = "envoy-access"  # logs/envoy-access.log: Envoy's access log
 
 
 def _drop_flag(argv: list[str], flag: str) -> list[str]:
@@ -73,7 +74,7 @@ def materialize(
     from inferplane.gateway.binary import find_envoy_binary
     from inferplane.gateway.bootstrap import write_bootstrap
     from inferplane.gateway.eds import write_endpoints
-    from inferplane.gateway.envoy_config import pool_cluster_name, service_cluster_name
+    from inferplane.gateway.envoy_config import EnvoyOptions, pool_cluster_name, service_cluster_name
     from inferplane.gateway.plan import GatewayPlan, PoolBinding
     from inferplane.gateway.process import envoy_argv
 
@@ -93,7 +94,12 @@ def materialize(
         reference_grants=list(getattr(deployment, "reference_grants", ())),
     )
     config_dir = state.config / GATEWAY_DIR
-    bootstrap = write_bootstrap(config_dir, gateway_plan, admin_port=plan.admin_port)
+    # the access log sits with the components' logs, so `inferplane logs` shows it as one more source
+    access_log = state.log_file(ACCESS_LOG)
+    access_log.parent.mkdir(parents=True, exist_ok=True)
+    access_log.unlink(missing_ok=True)  # a fresh run starts a fresh log, as the supervisor's event log does
+    envoy_options = EnvoyOptions(access_log_path=str(access_log))
+    bootstrap = write_bootstrap(config_dir, gateway_plan, admin_port=plan.admin_port, options=envoy_options)
     plan.envoy_config = str(bootstrap)
     envoy = next(c for c in plan.components if c.kind == Kind.ENVOY)
     envoy.argv = envoy_argv(find_envoy_binary(options.envoy_bin), bootstrap)

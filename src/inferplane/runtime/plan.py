@@ -7,6 +7,7 @@ listener port (80 in the patterns) becomes `--port` (8080 by default).
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 from collections.abc import Sequence
@@ -257,6 +258,23 @@ def _server_components(
     return out
 
 
+def _wants_kv_events(config: Any) -> bool:
+    """Whether a pool's EndpointPickerConfig has the precise prefix index, which is fed by the replicas' KV events."""
+    return config is not None and any(p.type == "precise-prefix-cache-scorer" for p in config.plugins)
+
+
+def _kv_events_args(c: ComponentSpec, kv_ports: dict[str, int]) -> list[str]:
+    """vLLM's `--kv-events-config` for a replica of a pool whose picker binds a KV-event socket: publish there, on
+    the topic `kv@<ip>:<port>@<model>` the picker maps back to this replica (reference/kv-events.md)."""
+    port = next((kv_ports[p] for p in c.pools if p in kv_ports), None)
+    if port is None:
+        return []
+    topic = f"kv@{LOOPBACK}:{c.ports['http']}@{(c.served_names or [c.model])[0]}"
+    endpoint = f"tcp://{LOOPBACK}:{port}"
+    config = {"enable_kv_cache_events": True, "publisher": "zmq", "endpoint": endpoint, "topic": topic}
+    return ["--kv-events-config", json.dumps(config)]
+
+
 def needs_bbr(routes: Sequence[Any]) -> bool:
     """True when any HTTPRoute rule matches on X-Gateway-Model-Name (case-insensitively, as HTTP headers are)."""
     for route in routes:
@@ -286,11 +304,13 @@ def build_plan(
     backend.check(list(servers))
     components: list[ComponentSpec] = []
     service_plans = {s.key: ServicePlan(s.name, s.namespace) for s in services}
+    kv_ports = {p.name: free_ports(1)[0] for p in pools if _wants_kv_events(p.epp_config)}
     for server in servers:
         made = _server_components(server, pools, options, secrets or {})
         selecting = [s.key for s in services if s.selects(server)]
         for c in made:
             if c.serves:
+                c.argv += _kv_events_args(c, kv_ports)
                 c.services = list(selecting)
                 for key in selecting:
                     service_plans[key].members.append(c.name)
@@ -310,6 +330,8 @@ def build_plan(
             "--grpc-port", str(grpc), "--grpc-health-port", str(health), "--metrics-port", str(metrics),
             "--bind", LOOPBACK,
         ]  # fmt: skip
+        if pool.name in kv_ports:
+            argv += ["--kv-events-bind", f"tcp://{LOOPBACK}:{kv_ports[pool.name]}"]
         components.append(
             ComponentSpec(
                 name=epp,

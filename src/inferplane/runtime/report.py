@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich import box
@@ -56,9 +57,26 @@ def _fmt(value: float | None, pct: bool = False) -> str:
     return f"{value * 100:.0f}%" if pct else f"{value:g}"
 
 
+def print_stopped(console: Console, status: dict[str, Any]) -> None:
+    """A deployment that is not running: what it was and why it stopped, no tables of stale ports."""
+    console.print(
+        f"[bold]{status['name']}[/] stopped (not running): {status['stop_reason']}", soft_wrap=True, markup=True
+    )
+    console.print(f"  last run: {status['source']}, {status['backend']} backend, gateway was {status['base_url']}")
+    for e in status.get("last_events", []):
+        when = time.strftime("%H:%M:%S", time.localtime(e["time"]))
+        console.print(f"  {when} {e['component']}: {e['message']}", soft_wrap=True, markup=False, highlight=False)
+    console.print(f"  start it again with `inferplane up {status['source']}`", soft_wrap=True, markup=False)
+
+
 def print_status(console: Console, status: dict[str, Any]) -> None:
-    up = f"pid {status['up_pid']}" if status["up_pid"] else "not running"
-    console.print(f"[bold]{status['name']}[/] {status['status']} ({up}) — {status['source']}, {status['backend']}")
+    if not status["up_pid"]:
+        print_stopped(console, status)
+        return
+    console.print(
+        f"[bold]{status['name']}[/] {status['status']} (pid {status['up_pid']}) — {status['source']}, "
+        f"{status['backend']}"
+    )
     t = _table("GATEWAYS", "NAME", "CLASS", "ADDRESS", "LISTENERS")
     for g in status["gateways"]:
         ports = {str(k): v for k, v in g["port_map"].items()}
@@ -103,5 +121,5 @@ def print_status(console: Console, status: dict[str, Any]) -> None:
     for c in status["components"]:
         t.add_row(c["name"], c["kind"], str(c["pid"] or "-"), c["phase"], str(c["restarts"]), _address(c["ports"]))
     console.print(t)
-    if status["up_pid"] and status.get("curl"):
+    if status.get("curl"):
         print(f"Try it:\n  {status['curl']}", flush=True)  # plain print, as at `up`: whole for copy and paste

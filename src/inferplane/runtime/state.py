@@ -5,7 +5,8 @@ Layout of `.inferplane/<deployment>/` (or `$INFERPLANE_STATE_DIR/<deployment>/`,
     plan.json            the components (argv, env, ports, probes), pools, gateway URL — written once by `up`
     state.json           live state per component (pid, status, restarts), rewritten by the supervisor
     events.jsonl         one line per supervision event (started, ready, exited, restarting, group recreated)
-    up.pid               the supervising `inferplane up` process
+    up.pid               the supervising `inferplane up` process; removed when it stops cleanly (or by `down`), so
+                         a deployment runs while this file names a live process
     logs/<component>.log stdout and stderr of each component, kept across restarts
     config/              files handed to components: EPP configs, endpoint lists, Envoy bootstrap and EDS files
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from inferplane.errors import InferplaneError
+from inferplane.runtime.procs import pid_alive
 
 STATE_ENV = "INFERPLANE_STATE_DIR"
 DEFAULT_ROOT = ".inferplane"
@@ -126,6 +128,20 @@ class StateDir:
         except (FileNotFoundError, ValueError):
             return None
 
+    def running(self) -> bool:
+        pid = self.up_pid()
+        return pid is not None and pid_alive(pid)
+
+    def stop_reason(self) -> str:
+        """Why a deployment that is not running stopped, as far as the state directory tells."""
+        pid = self.up_pid()
+        if pid is None:
+            return "stopped cleanly (`inferplane down`, Ctrl-C, or a failed start)"
+        if pid_alive(pid):
+            return ""
+        # a clean stop removes up.pid; a pid file naming a dead process means `up` was killed
+        return f"inferplane up (pid {pid}) exited unexpectedly; the guardian stopped its components"
+
 
 def find_state(name_or_path: str | None, root: str | Path | None = None) -> StateDir:
     """The state directory a `down`/`status`/`logs` call means: a deployment name, a state path, or the only one."""
@@ -141,25 +157,34 @@ def find_state(name_or_path: str | None, root: str | Path | None = None) -> Stat
             return StateDir(named)
         raise InferplaneError(
             f"no deployment named {name_or_path!r} under {base}",
-            hint=f"running: {', '.join(list_deployments(root)) or 'none'}",
+            hint=f"deployments here: {', '.join(list_deployments(root)) or 'none'}",
         )
     if (base / "plan.json").exists():
         return StateDir(base)
     found = list_deployments(root)
+    running = [n for n in found if StateDir(base / n).running()]
+    if len(running) == 1:
+        return StateDir(base / running[0])
+    if len(running) > 1:
+        raise InferplaneError(
+            f"several deployments are running under {base}: {', '.join(running)}",
+            hint=f"name the one you mean, e.g. `inferplane status {running[0]}`",
+        )
     if len(found) == 1:
-        return StateDir(base / found[0])
+        return StateDir(base / found[0])  # stopped: `status` says so, `down` cleans up after a killed `up`
     if not found:
         raise InferplaneError(
             f"no deployment state under {base}",
             hint="start one with `inferplane up PATH --detach` (or point --state-dir at its state directory)",
         )
     raise InferplaneError(
-        f"several deployments under {base}: {', '.join(found)}",
-        hint="name the one you mean, e.g. `inferplane status pattern3-caching`",
+        f"no deployment is running under {base} (stopped: {', '.join(found)})",
+        hint=f"start one with `inferplane up PATH --detach`, or name a stopped one, e.g. `inferplane status {found[0]}`",
     )
 
 
 def list_deployments(root: str | Path | None = None) -> list[str]:
+    """Every deployment with state under the root, running or stopped."""
     base = state_root(root)
     if not base.is_dir():
         return []

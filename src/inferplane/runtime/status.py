@@ -14,7 +14,6 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from inferplane.runtime.procs import pid_alive
 from inferplane.runtime.state import StateDir
 
 
@@ -76,7 +75,7 @@ def collect(state: StateDir) -> dict[str, Any]:
         state.read_json(state.state_file) if state.state_file.exists() else {"components": {}, "status": "unknown"}
     )
     up_pid = state.up_pid()
-    running = up_pid is not None and pid_alive(up_pid)
+    running = state.running()
     comps: dict[str, dict[str, Any]] = live.get("components", {})
     servers = [c for c in plan["components"] if c.get("serves")]
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(servers)))) as pool:
@@ -95,6 +94,7 @@ def collect(state: StateDir) -> dict[str, Any]:
                 "ready": bool(info.get("ready")) and running,
                 "phase": info.get("phase", "unknown") if running else "stopped",
                 "restarts": info.get("restarts", 0),
+                "last_exit": info.get("last_exit"),
                 "pid": info.get("pid"),
                 "metrics": asdict(m) if m is not None else None,
             }
@@ -108,6 +108,7 @@ def collect(state: StateDir) -> dict[str, Any]:
             "pid": comps.get(c["name"], {}).get("pid"),
             "phase": comps.get(c["name"], {}).get("phase", "unknown") if running else "stopped",
             "restarts": comps.get(c["name"], {}).get("restarts", 0),
+            "last_exit": comps.get(c["name"], {}).get("last_exit"),
             "reason": comps.get(c["name"], {}).get("reason", ""),
         }
         for c in plan["components"]
@@ -140,6 +141,8 @@ def collect(state: StateDir) -> dict[str, Any]:
         "backend": plan["backend"],
         "status": live.get("status", "unknown") if running else "stopped",
         "up_pid": up_pid if running else None,
+        "stop_reason": "" if running else state.stop_reason(),
+        "last_events": [] if running else list(state.events())[-5:],
         "base_url": plan["base_url"],
         "curl": plan.get("curl", ""),
         "gateways": [

@@ -379,7 +379,7 @@ class Supervisor:
             raise StartupError(f"cannot start {m.spec.name} ({m.spec.argv[0]}): {exc}") from None
         if self._guardian is not None:
             self._guardian.watch(m.popen.pid)
-        self._event(m.spec.name, f"started (pid {m.popen.pid})")
+        self._event(m.spec.name, f"started (pid {m.popen.pid})", to_log=False)  # the log has its own marker
 
     def _probe_unit(self, u: Unit) -> None:
         now = time.monotonic()
@@ -454,14 +454,29 @@ class Supervisor:
         for u in self.units:
             u.phase = Phase.STOPPED
 
-    def _event(self, component: str, message: str) -> None:
+    def _event(self, component: str, message: str, *, to_log: bool = True) -> None:
         log.info("%s: %s", component, message)
         try:
             self.state.append_event(component, message)
+            if to_log:
+                self._log_event(component, message)
         except OSError:
             pass
         if self._on_event is not None:
             self._on_event(component, message)
+
+    def _log_event(self, component: str, message: str) -> None:
+        """The event in the log of each process it is about, between that process's own lines, so `inferplane logs`
+        shows why a process stopped and when it came back (kubectl shows the same in `describe pod`)."""
+        try:
+            names = [m.spec.name for m in self.unit(component).members]
+        except KeyError:
+            names = [component]
+        line = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n".encode()
+        for name in names:
+            # O_APPEND: whole lines, even while the process writes to the same file
+            with self.state.log_file(name).open("ab") as f:
+                f.write(line)
 
     def _save(self) -> None:
         try:

@@ -101,6 +101,14 @@ def _int_field(body: dict[str, Any], name: str, minimum: int) -> int | None:
     return value
 
 
+def _check_number_fields(body: dict[str, Any]) -> None:
+    """Sampling parameters are accepted (and ignored) but typed, as vLLM's pydantic request models type them."""
+    for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty", "repetition_penalty"):
+        value = body.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise ApiError(400, f"{name}: Input should be a valid number", param=name)
+
+
 def _is_token_list(value: Any) -> bool:
     return isinstance(value, list) and all(isinstance(t, int) and not isinstance(t, bool) for t in value)
 
@@ -110,6 +118,8 @@ def completion_prompts(body: dict[str, Any], tok: Tokenizer) -> list[list[int]]:
     if prompt is None:
         raise ApiError(400, "prompt: Field required", param="prompt")
     if isinstance(prompt, str):
+        if not prompt:
+            raise ApiError(400, "The decoder prompt cannot be empty", param="prompt")
         return [tok.encode(prompt)]
     if _is_token_list(prompt) and prompt:
         return [list(prompt)]
@@ -140,7 +150,9 @@ def _content_text(content: Any) -> str:
 def chat_prompt(body: dict[str, Any]) -> tuple[str, str]:
     """The templated prompt text (a ChatML-like template) and the last user message (what echo mode returns)."""
     messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
+    if messages is not None and not isinstance(messages, list):
+        raise ApiError(400, "messages: Input should be a valid list", param="messages")
+    if not messages:
         raise ApiError(400, "messages: at least one message is required", param="messages")
     lines = []
     last_user = ""
@@ -156,6 +168,7 @@ def chat_prompt(body: dict[str, Any]) -> tuple[str, str]:
 
 
 def parse_generation(kind: str, body: dict[str, Any], tok: Tokenizer) -> GenerationRequest:
+    _check_number_fields(body)
     if kind == "chat":
         text, last_user = chat_prompt(body)
         prompts = [tok.encode(text)]

@@ -99,6 +99,8 @@ def test_errors_have_vllm_shapes(start_sim: StartSim) -> None:
         ({"prompt": "x " * 200}, 400, "However, your request has"),
         ({"prompt": "x", "max_tokens": 0}, 400, "max_tokens"),
         ({"prompt": "x", "stream": False, "stream_options": {"include_usage": True}}, 400, "stream=True"),
+        ({"prompt": ""}, 400, "The decoder prompt cannot be empty"),
+        ({"prompt": "x", "temperature": "hot"}, 400, "temperature: Input should be a valid number"),
     ]
     for body, status, message in cases:
         got, headers, err = post(url, body)
@@ -110,6 +112,9 @@ def test_errors_have_vllm_shapes(start_sim: StartSim) -> None:
     got, _, err = post(f"{sim.url}/v1/chat/completions", {"messages": []})
     assert got == 400
     assert "messages" in err["error"]["message"]
+    got, _, err = post(f"{sim.url}/v1/chat/completions", {"messages": "hi"})
+    assert got == 400
+    assert err["error"]["message"] == "messages: Input should be a valid list"
     got, _, err = post(url, {"prompt": "x" * (1024 * 1024 + 10)})
     assert got == 413
     assert err["error"]["code"] == 413
