@@ -3,15 +3,21 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PEERS  := $(VENV)/.installed-peers
 PATTERN ?= deployments/pattern3-caching
 
-.PHONY: up test lint typecheck unit integration e2e golden bench clean
+.PHONY: up test lint typecheck unit integration e2e golden clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# The peer routers (sglang-router, vllm-router) are only needed by the tests and `bench compare --peers`.
+$(PEERS): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,peers]'
+	@touch $(PEERS)
 
 up: $(STAMP)
 	$(BIN)/inferplane up $(PATTERN)
@@ -32,7 +38,7 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/pytest tests/e2e -q
 
-test: lint typecheck
+test: lint typecheck $(PEERS)
 	$(BIN)/pytest -q
 
 # Regenerates the golden manifests under tests/data/golden/ after an intended rendering change.

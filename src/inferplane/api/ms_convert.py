@@ -144,6 +144,27 @@ def _role_service(
     vllm, problems = parse_vllm_args(argv)
     if c.model_command == "custom":
         diags.extend(arg_problems(problems, c.as_container(), argv, source, (*cpath, "args")))
+    else:
+        # The user's args come last, after what the chart puts in front (model, --port, parallelism, name).
+        offset = len(argv) - len(c.args)
+        for index, message in problems:
+            where: Path = (*cpath, "args", index - offset) if index >= offset else cpath
+            diags.append(source.diag(where, message))
+        user_port = _last_flag(c.args, "port")
+        if user_port is not None and vllm.port_given:
+            # vLLM takes the last --port, so the user's wins over the chart's routing port.
+            if not proxy:
+                port_origin = f"its --port argument, {source.pos((*cpath, 'args', user_port))}"
+            elif vllm.port != routing.proxy.target_port:
+                diags.append(
+                    source.diag(
+                        (*cpath, "args", user_port),
+                        f"--port {vllm.port} overrides the chart's --port {routing.proxy.target_port} "
+                        "(routing.proxy.targetPort), where the routing sidecar forwards",
+                        hint=f"drop --port and set routing.proxy.targetPort: {vllm.port}",
+                    )
+                )
+    if c.model_command == "custom":
         port_origin = (
             f"routing.servicePort {routing.service_port} (the routing sidecar's port)"
             if proxy
@@ -205,13 +226,22 @@ def _role_service(
     )
 
 
+def _last_flag(args: list[str], name: str) -> int | None:
+    """Index of the last `--name` / `--name=value` in `args`."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == f"--{name}" or arg.startswith(f"--{name}="):
+            found = i
+    return found
+
+
 def _chart_port_origin(proxy: bool, service_port: int, target_port: int) -> str:
     if proxy:
         return (
             f"routing.servicePort {service_port}: the routing sidecar listens there and forwards to vLLM on "
             f"routing.proxy.targetPort {target_port}"
         )
-    return f"routing.servicePort {service_port} (vLLM's --port when routing.proxy.enabled is false or for prefill)"
+    return f"routing.servicePort {service_port}, which the chart passes to vLLM as --port"
 
 
 def _chart_env(

@@ -179,7 +179,7 @@ def find_state(name_or_path: str | None, root: str | Path | None = None) -> Stat
         )
     raise InferplaneError(
         f"no deployment is running under {base} (stopped: {', '.join(found)})",
-        hint=f"start one with `inferplane up PATH --detach`, or name a stopped one, e.g. `inferplane status {found[0]}`",
+        hint=f"start one with `inferplane up PATH --detach`, or name one: `inferplane status {found[0]}`",
     )
 
 

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 from inferplane.errors import InferplaneError
 from inferplane.runtime.components import ComponentSpec, RestartPolicy, Stage
+from inferplane.runtime.logtail import log_excerpt
 from inferplane.runtime.probes import is_ready
 from inferplane.runtime.procs import Guardian, signal_group, spawn
 from inferplane.runtime.state import StateDir
@@ -252,14 +253,14 @@ class Supervisor:
                             m.last_exit = m.popen.returncode if m.popen else None
                             raise StartupError(
                                 f"{m.spec.name} exited with status {m.last_exit} while starting",
-                                hint=_log_tail(self.state.log_file(m.spec.name)),
+                                hint=log_excerpt(self.state.log_file(m.spec.name)),
                             )
                     self._probe_unit(u)
                 if time.monotonic() > deadline:
                     waiting = [m.spec.name for u in batch for m in u.members if not m.ready]
                     raise StartupError(
                         f"not ready after {self.options.startup_timeout:.0f}s: {', '.join(waiting)}",
-                        hint=_log_tail(self.state.log_file(waiting[0])) if waiting else None,
+                        hint=log_excerpt(self.state.log_file(waiting[0])) if waiting else None,
                     )
                 time.sleep(self.options.tick)
             if stage == Stage.MODEL_SERVERS:
@@ -483,12 +484,3 @@ class Supervisor:
             self.state.write_json(self.state.state_file, self.snapshot())
         except OSError:
             pass
-
-
-def _log_tail(path: os.PathLike[str] | str, lines: int = 15) -> str:
-    try:
-        with open(path, errors="replace") as f:
-            tail = f.read().splitlines()[-lines:]
-    except OSError:
-        return f"(no log at {path})"
-    return f"last lines of {path}:\n    " + "\n    ".join(tail)
