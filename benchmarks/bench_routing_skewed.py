@@ -17,6 +17,8 @@ import random
 import sys
 from pathlib import Path
 
+from bench_routing_headline import compact
+from inferplane.bench.metrics import Summary
 from inferplane.bench.workloads.text import rng_for, synth_text
 from inferplane.cli import main as inferplane
 
@@ -42,7 +44,7 @@ def write_trace(path: Path, *, groups: int, rate: float, duration: float, zipf: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--schedulers", default="round-robin,prefix")
+    parser.add_argument("--schedulers", default="round-robin,prefix,prefix-balanced,precise-prefix")
     parser.add_argument("--peers", default="sglang-router:cache_aware,vllm-router:cache_aware")
     parser.add_argument("--rate", type=float, default=4.0)
     parser.add_argument("--duration", type=float, default=60.0)
@@ -72,7 +74,31 @@ def main() -> int:
     sys.argv = ["inferplane", *argv]  # the report records the inferplane command, not this script
     status = inferplane(argv)
     trace.unlink()  # megabytes of prompt text; the command regenerates it
+    if (args.out / "results.json").exists():
+        compact(args.out)
+    print("\n".join(table(args.out)))
     return status
+
+
+def table(out: Path) -> list[str]:
+    """One Markdown row per configuration, the replicas' shares in port order."""
+    summary = json.loads((out / "summary.json").read_text())
+    rows = [
+        "| configuration | TTFT p90 | TTFT p99 | TPOT p90 | E2E p90 | output tok/s | cache hit "
+        "| requests per replica |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in summary["runs"]:
+        s = Summary.from_json(run["stages"][summary["stage"]])
+        if s.ttft is None or s.tpot is None or s.e2e is None:
+            rows.append(f"| {run['label']} | no successful request |")
+            continue
+        split = " / ".join(str(n) for _, n in sorted(s.replicas.items()))
+        rows.append(
+            f"| {run['label']} | {s.ttft.p90:.3f} s | {s.ttft.p99:.2f} s | {s.tpot.p90 * 1000:.1f} ms | "
+            f"{s.e2e.p90:.2f} s | {s.output_tokens_per_s:.0f} | {100 * (s.cache_hit_rate or 0):.1f} % | {split} |"
+        )
+    return rows
 
 
 if __name__ == "__main__":

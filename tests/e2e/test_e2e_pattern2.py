@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
+import pytest
+
+from inferplane.net import wait_until
 from inferplane.runtime import Runtime
 from tests.e2e.helpers import assert_openai_error, client, completion, send_curl_line
 
@@ -41,6 +46,33 @@ def test_unknown_model_gets_an_openai_404(deployment: Runtime) -> None:
     reply = completion(deployment, "no-such/model")
     err = assert_openai_error(reply, 404)
     assert err["code"] in (404, "404", "model_not_found", None) or err["type"]
+
+
+def test_unknown_model_404_names_the_model_and_the_routed_ones(deployment: Runtime) -> None:
+    err = assert_openai_error(completion(deployment, "gpt-4"), 404)
+    assert err["message"] == f"no route serves model `gpt-4` (models routed here: {GEMMA}, {LLAMA})"
+    assert err["type"] == "NotFoundError"
+
+
+def test_get_models_404_says_why_no_route_matches(deployment: Runtime) -> None:
+    """GET /v1/models has no body, so the router sets no model header; the 404 says so (README: add a route)."""
+    import openai
+
+    with pytest.raises(openai.NotFoundError) as info:
+        client(deployment).models.list()
+    assert "match on the `model` of the JSON body, and this request has none" in str(info.value)
+
+
+def test_the_gateway_access_log_has_one_line_per_request(deployment: Runtime) -> None:
+    completion(deployment, GEMMA, prompt="access-log probe")
+    assert deployment.state is not None
+    path = deployment.state.log_file("envoy-access")
+    line = re.compile(r"^\S+Z POST /v1/completions 200 127\.0\.0\.1:\d+ \d+ms model=google/gemma-2b-it ")
+    wait_until(
+        lambda: path.exists() and any(line.match(x) for x in path.read_text().splitlines()),
+        10,
+        what="the completion in Envoy's access log",
+    )
 
 
 def test_a_spoofed_model_header_is_overwritten(deployment: Runtime) -> None:

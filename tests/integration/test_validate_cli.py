@@ -78,7 +78,7 @@ def test_bad_input_json() -> None:
 def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     result = validate(tmp_path / "nowhere")
     assert result.returncode == 2
-    assert "no such file or directory" in result.stderr
+    assert "nowhere: no such file, directory or pattern" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -86,3 +86,36 @@ def test_no_path_is_a_usage_error() -> None:
     result = validate()
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
+
+
+def test_pattern_names_resolve_as_up_resolves_them(tmp_path: Path) -> None:
+    """`validate pattern3` finds deployments/pattern3-caching, like `inferplane up pattern3`, from any directory."""
+    result = subprocess.run(
+        [sys.executable, "-m", "inferplane", "validate", "pattern3"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith(f"ok: {DEPLOYMENTS / 'pattern3-caching'}")
+
+
+def test_missing_path_with_json_output_prints_a_json_error(tmp_path: Path) -> None:
+    result = validate(tmp_path / "nope", "-o", "json")
+    assert result.returncode == 2
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["summary"] is None
+    [diag] = report["diagnostics"]
+    assert diag["severity"] == "error"
+    assert diag["message"] == f"{tmp_path / 'nope'}: no such file, directory or pattern"
+    assert "pattern3-caching" in diag["hint"]
+    assert "Traceback" not in result.stderr
+
+
+def test_one_pool_file_validates_without_a_false_epp_config_error() -> None:
+    result = validate(DEPLOYMENTS / "pattern3-caching" / "manifests" / "inferencepool.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "holds no EndpointPickerConfig" not in result.stdout
+    assert "error" not in result.stdout

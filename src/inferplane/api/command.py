@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
 from inferplane.api.diagnostics import Diagnostic, DiagnosticsError
 from inferplane.api.loader import load_deployment
 from inferplane.api.summary import print_summary, summarize
-from inferplane.errors import UsageError
+from inferplane.errors import InferplaneError, UsageError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,39 +34,63 @@ def _counts(diagnostics: list[Diagnostic]) -> str:
     return f"{errors} error{'s' * (errors != 1)}, {warnings} warning{'s' * (warnings != 1)}"
 
 
+def resolve_path(arg: str) -> Path:
+    """What the user typed → a path, exactly as `inferplane up` reads it: a path, or a pattern name (`pattern3`).
+    Not finding it is a usage error (exit 2) here, as for any other command-line argument."""
+    # Imported here: the runtime's resolver is side-effect free, but validate should not load the runtime otherwise.
+    from inferplane.runtime.resources import resolve_source
+
+    try:
+        return resolve_source(arg)
+    except UsageError:
+        raise
+    except InferplaneError as exc:
+        raise UsageError(f"{arg}: no such file, directory or pattern", hint=exc.hint) from None
+
+
+def _json_usage_error(args: argparse.Namespace, exc: InferplaneError) -> int:
+    """`-o json` promises JSON on stdout, also when the path itself is wrong (no position: line and column 0)."""
+    diag = Diagnostic("error", str(args.path), 0, 0, "", exc.message, exc.hint)
+    json.dump({"ok": False, "path": args.path, "diagnostics": [diag.to_dict()], "summary": None}, sys.stdout, indent=2)
+    print()
+    print(f"error: {exc}", file=sys.stderr)
+    return exc.exit_code
+
+
 def run(args: argparse.Namespace) -> int:
     try:
-        dep = load_deployment(args.path)
+        path = resolve_path(args.path)
+        shown = str(path)  # a pattern name shows as the directory it names
+        dep = load_deployment(path)
+    except UsageError as exc:
+        if args.output == "json":
+            return _json_usage_error(args, exc)
+        raise
     except DiagnosticsError as exc:
         if args.output == "json":
-            json.dump(
-                {
-                    "ok": False,
-                    "path": args.path,
-                    "diagnostics": [d.to_dict() for d in exc.diagnostics],
-                    "summary": None,
-                },
-                sys.stdout,
-                indent=2,
-            )
+            report = {
+                "ok": False,
+                "path": shown,
+                "diagnostics": [d.to_dict() for d in exc.diagnostics],
+                "summary": None,
+            }
+            json.dump(report, sys.stdout, indent=2)
             print()
         else:
             _print_diagnostics(exc.diagnostics)
-            print(f"{args.path}: {_counts(exc.diagnostics)}")
+            print(f"{shown}: {_counts(exc.diagnostics)}")
         return 1
-    except UsageError:
-        raise
     summary = summarize(dep)
     if args.output == "json":
         json.dump(
-            {"ok": True, "path": args.path, "diagnostics": [d.to_dict() for d in dep.warnings], "summary": summary},
+            {"ok": True, "path": shown, "diagnostics": [d.to_dict() for d in dep.warnings], "summary": summary},
             sys.stdout,
             indent=2,
         )
         print()
         return 0
     console = Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 140)
-    console.print(f"ok: {args.path}", markup=False)
+    console.print(f"ok: {shown}", markup=False)
     print_summary(console, summary)
     if dep.warnings:
         print()

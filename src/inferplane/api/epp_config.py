@@ -1,6 +1,6 @@
 """`EndpointPickerConfig`: the endpoint picker's plugin configuration, as GIE and llm-d write it.
 
-Decoding is strict like the upstream loader (unknown fields are errors). Both API groups are accepted:
+Decoding is strict like the upstream loader: unknown fields are errors, and so is a number written as a string. Both API groups are accepted:
 `inference.networking.x-k8s.io/v1alpha1` (GIE, llm-d ≤ v0.7) and `llm-d.ai/v1alpha1` (llm-d ≥ v0.8).
 `apply_system_defaults` fills in what the upstream loader fills in after building the plugins
 (reference/epp.md §1); `default_epp_config` is the built-in configuration used when none is given.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, field_serializer, field_validator, model_validator
+from pydantic import AliasChoices, ConfigDict, Field, field_serializer, field_validator, model_validator
 
 from inferplane.api.base import ApiModel
 
@@ -24,6 +24,8 @@ RENAMED_PLUGIN_TYPES = {
     "by-label-selector": "label-selector-filter",
 }
 
+# A YAML 1.2 float with an exponent and no dot (`5e-324`, `1E3`), which PyYAML's 1.1 resolver leaves a string.
+_YAML12_EXPONENT = re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)([KMGTPE]i?|[kmgtpe])?$")
@@ -43,6 +45,13 @@ _QUANTITY_UNITS = {
     "Pi": 2**50,
     "Ei": 2**60,
 }
+
+
+class StrictApiModel(ApiModel):
+    """Strict types like the upstream Go decoder: a number written as a string ("3") is an error, not coerced.
+    Durations and byte quantities, which upstream accepts as strings, convert in `mode="before"` validators."""
+
+    model_config = ConfigDict(**ApiModel.model_config, strict=True)
 
 
 def parse_duration(value: Any) -> float:
@@ -84,7 +93,7 @@ def parse_quantity(value: Any) -> int:
     raise ValueError(f"expected a byte count such as 1073741824 or 1Gi, found {value!r}")
 
 
-class PluginSpec(ApiModel):
+class PluginSpec(StrictApiModel):
     """One plugin instance: `type` is the registered type name, `name` defaults to the type."""
 
     name: str | None = None
@@ -103,38 +112,41 @@ class PluginSpec(ApiModel):
         return self.name or self.type
 
 
-class ProfilePluginRef(ApiModel):
+class ProfilePluginRef(StrictApiModel):
     plugin_ref: str
-    # Applies only to scorers; default 1.0, not normalised.
-    weight: float | None = None
+    # Applies only to scorers; default 1.0, not normalised. A JSON number upstream (`weight: 2` and `2.0` both
+    # appear in llm-d configs); a quoted "3" is rejected by the Go decoder, so it is rejected here too.
+    weight: float | None = Field(default=None, ge=0)
 
-    @field_validator("weight")
+    @field_validator("weight", mode="before")
     @classmethod
-    def _weight_non_negative(cls, v: float | None) -> float | None:
-        if v is not None and v < 0:
-            raise ValueError(f"weight must be ≥ 0, found {v}")
+    def _yaml12_exponent(cls, v: Any) -> Any:
+        """PyYAML resolves plain `1e-3` (no dot) as a string, YAML 1.1 style; Go's YAML reader (1.2 style) reads a
+        number, so such a string is taken as the number it was written as. `"3"` stays an error."""
+        if isinstance(v, str) and _YAML12_EXPONENT.match(v):
+            return float(v)
         return v
 
 
-class SchedulingProfile(ApiModel):
+class SchedulingProfile(StrictApiModel):
     name: str
     plugins: list[ProfilePluginRef] = Field(default_factory=list)
 
 
-class PluginRef(ApiModel):
+class PluginRef(StrictApiModel):
     plugin_ref: str
 
 
-class DataLayerSource(ApiModel):
+class DataLayerSource(StrictApiModel):
     plugin_ref: str
     extractors: list[PluginRef] = Field(default_factory=list)
 
 
-class DataLayerConfig(ApiModel):
+class DataLayerConfig(StrictApiModel):
     sources: list[DataLayerSource] = Field(default_factory=list)
 
 
-class PriorityBandConfig(ApiModel):
+class PriorityBandConfig(StrictApiModel):
     """One flow-control priority band; in `defaultPriorityBand` the priority may be left out."""
 
     priority: int | None = None
@@ -149,7 +161,7 @@ class PriorityBandConfig(ApiModel):
         return None if v is None else parse_quantity(v)
 
 
-class FlowControlConfig(ApiModel):
+class FlowControlConfig(StrictApiModel):
     """Flow-control limits (reference/epp.md §5); unset global limits mean unlimited."""
 
     max_bytes: int | None = None
@@ -189,7 +201,7 @@ class FlowControlConfig(ApiModel):
         return self
 
 
-class EndpointPickerConfig(ApiModel):
+class EndpointPickerConfig(StrictApiModel):
     api_version: Literal["inference.networking.x-k8s.io/v1alpha1", "llm-d.ai/v1alpha1"] = (
         "inference.networking.x-k8s.io/v1alpha1"
     )
@@ -228,7 +240,7 @@ class EndpointPickerConfig(ApiModel):
                 raise ValueError(f"schedulingProfiles[{i}]: profile name {prof.name!r} is used twice")
             profile_names.add(prof.name)
             for j, ref in enumerate(prof.plugins):
-                if ref.plugin_ref not in names:
+                if ref.plugin_ref not in names and not _misspelled_type_explains(self.plugins, ref.plugin_ref):
                     raise ValueError(
                         f"schedulingProfiles[{i}].plugins[{j}].pluginRef: {ref.plugin_ref!r} names no plugin; "
                         f"defined plugins: {', '.join(sorted(names)) or '(none)'}"
@@ -252,6 +264,19 @@ class EndpointPickerConfig(ApiModel):
             if p.plugin_name == name:
                 return p
         return None
+
+
+def _misspelled_type_explains(plugins: list[PluginSpec], ref: str) -> bool:
+    """`- type: queue-scorr` without a `name` is named `queue-scorr`, so `pluginRef: queue-scorer` finds nothing.
+    The misspelled type is the problem (reported on its `type` line, with a suggestion, by the plugin-type check of
+    `api.epp_check` and by the EPP's builder); blaming the pluginRef as well would point at the wrong line."""
+    # Imported here: the plugin registry lives in the scheduler, which imports this module.
+    from inferplane.epp.scheduling.registry import registered_types
+
+    types = registered_types()
+    if RENAMED_PLUGIN_TYPES.get(ref, ref) not in types:
+        return False
+    return any(p.name is None and RENAMED_PLUGIN_TYPES.get(p.type, p.type) not in types for p in plugins)
 
 
 # Plugins the upstream loader creates on its own when referenced or defaulted.

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from inferplane.api.base import ApiModel, Resource
+from inferplane.api.base import Resource
 from inferplane.api.gateway_api_types import (
     _SECTION_NAME_RE,
     GATEWAY_API_VERSIONS,
@@ -21,6 +21,7 @@ from inferplane.api.gateway_api_types import (
     SUPPORTED_FILTERS,
     BackendObjectReference,
     FilterType,
+    GatewayModel,
     HTTPHeader,
     HTTPHeaderFilter,
     HTTPHeaderMatch,
@@ -47,7 +48,7 @@ class HTTPBackendRef(BackendObjectReference):
     filters: list[HTTPRouteFilter] = Field(default_factory=list, max_length=16)
 
 
-class HTTPRouteTimeouts(ApiModel):
+class HTTPRouteTimeouts(GatewayModel):
     request: str | None = None
     backend_request: str | None = None
 
@@ -77,7 +78,7 @@ def _default_matches() -> list[HTTPRouteMatch]:
 _ONCE_PER_RULE = ("RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite", "CORS")
 
 
-class HTTPRouteRule(ApiModel):
+class HTTPRouteRule(GatewayModel):
     name: str | None = None
     matches: list[HTTPRouteMatch] = Field(default_factory=_default_matches, max_length=64)
     filters: list[HTTPRouteFilter] = Field(default_factory=list, max_length=16)
@@ -117,7 +118,7 @@ def _default_rules() -> list[HTTPRouteRule]:
     return [HTTPRouteRule()]
 
 
-class HTTPRouteSpec(ApiModel):
+class HTTPRouteSpec(GatewayModel):
     parent_refs: list[ParentReference] = Field(default_factory=list, max_length=32)
     hostnames: list[str] = Field(default_factory=list, max_length=16)
     rules: list[HTTPRouteRule] = Field(default_factory=_default_rules, max_length=16)
@@ -144,6 +145,8 @@ class HTTPRouteSpec(ApiModel):
 
 
 class HTTPRoute(Resource):
+    model_config = GatewayModel.model_config
+
     api_version: Literal["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]
     kind: Literal["HTTPRoute"]
     spec: HTTPRouteSpec = Field(default_factory=HTTPRouteSpec)
@@ -158,12 +161,12 @@ class HTTPRoute(Resource):
 # -------------------------------------------------------------------------------------------------- gateway
 
 
-class LabelSelector(ApiModel):
+class LabelSelector(GatewayModel):
     match_labels: dict[str, str] = Field(default_factory=dict)
     match_expressions: list[dict[str, Any]] = Field(default_factory=list)
 
 
-class RouteNamespaces(ApiModel):
+class RouteNamespaces(GatewayModel):
     from_: Literal["All", "Selector", "Same"] = Field(default="Same", alias="from")
     selector: LabelSelector | None = None
 
@@ -174,17 +177,17 @@ class RouteNamespaces(ApiModel):
         return self
 
 
-class RouteGroupKind(ApiModel):
+class RouteGroupKind(GatewayModel):
     group: str = GATEWAY_GROUP
     kind: str
 
 
-class AllowedRoutes(ApiModel):
+class AllowedRoutes(GatewayModel):
     namespaces: RouteNamespaces = Field(default_factory=RouteNamespaces)
     kinds: list[RouteGroupKind] = Field(default_factory=list, max_length=8)
 
 
-class Listener(ApiModel):
+class Listener(GatewayModel):
     name: str
     hostname: str | None = None
     port: int = Field(ge=1, le=65535)
@@ -210,12 +213,12 @@ class Listener(ApiModel):
         return self.protocol in ("HTTP", "HTTPS") and (group, kind) == (GATEWAY_GROUP, "HTTPRoute")
 
 
-class GatewayAddress(ApiModel):
+class GatewayAddress(GatewayModel):
     type: str = "IPAddress"
     value: str = Field(max_length=253)
 
 
-class GatewaySpec(ApiModel):
+class GatewaySpec(GatewayModel):
     gateway_class_name: str = Field(min_length=1, max_length=253)
     listeners: list[Listener] = Field(min_length=1, max_length=64)
     addresses: list[GatewayAddress] = Field(default_factory=list, max_length=16)
@@ -236,6 +239,8 @@ class GatewaySpec(ApiModel):
 
 
 class Gateway(Resource):
+    model_config = GatewayModel.model_config
+
     api_version: Literal["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]
     kind: Literal["Gateway"]
     spec: GatewaySpec
@@ -246,37 +251,41 @@ class Gateway(Resource):
         return f"{self.metadata.namespace}/{self.metadata.name}"
 
 
-class GatewayClassSpec(ApiModel):
+class GatewayClassSpec(GatewayModel):
     controller_name: str = Field(min_length=1, max_length=253)
     parameters_ref: dict[str, Any] | None = None
     description: str | None = Field(default=None, max_length=64)
 
 
 class GatewayClass(Resource):
+    model_config = GatewayModel.model_config
+
     api_version: Literal["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]
     kind: Literal["GatewayClass"]
     spec: GatewayClassSpec
     status: dict[str, Any] | None = None
 
 
-class ReferenceGrantFrom(ApiModel):
+class ReferenceGrantFrom(GatewayModel):
     group: str
     kind: str
     namespace: str
 
 
-class ReferenceGrantTo(ApiModel):
+class ReferenceGrantTo(GatewayModel):
     group: str
     kind: str
     name: str | None = None
 
 
-class ReferenceGrantSpec(ApiModel):
+class ReferenceGrantSpec(GatewayModel):
     from_: list[ReferenceGrantFrom] = Field(alias="from", min_length=1, max_length=16)
     to: list[ReferenceGrantTo] = Field(min_length=1, max_length=16)
 
 
 class ReferenceGrant(Resource):
+    model_config = GatewayModel.model_config
+
     """Lives in the target namespace and lets objects `from` other namespaces refer to objects `to` in it."""
 
     api_version: Literal["gateway.networking.k8s.io/v1", "gateway.networking.k8s.io/v1beta1"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from inferplane.api.base import ApiModel
 
@@ -25,6 +25,15 @@ _PATH_CHARS_RE = re.compile(r"^(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})
 _DURATION_RE = re.compile(r"^([0-9]{1,5}(h|m|s|ms)){1,4}$")
 _DURATION_PART_RE = re.compile(r"([0-9]{1,5})(h|ms|m|s)")
 _DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+class GatewayModel(ApiModel):
+    """Strict like the API server decoding the CRD's OpenAPI schema: `port: "8080"` or `weight: "50"` is rejected
+    there (a string where an integer is required), so it is an error here too, never silently coerced. Durations
+    (`timeouts.request: 10s`) are strings upstream and stay strings."""
+
+    model_config = ConfigDict(**ApiModel.model_config, strict=True)
+
 
 HTTPMethod = Literal["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
 FilterType = Literal[
@@ -68,7 +77,7 @@ def _check_regex(value: str, what: str) -> str:
 # ----------------------------------------------------------------------------------------------- references
 
 
-class ParentReference(ApiModel):
+class ParentReference(GatewayModel):
     group: str = GATEWAY_GROUP
     kind: str = "Gateway"
     namespace: str | None = None
@@ -84,13 +93,13 @@ class ParentReference(ApiModel):
         return v
 
 
-class LocalObjectReference(ApiModel):
+class LocalObjectReference(GatewayModel):
     group: str
     kind: str
     name: str
 
 
-class BackendObjectReference(ApiModel):
+class BackendObjectReference(GatewayModel):
     group: str = ""
     kind: str = "Service"
     name: str = Field(min_length=1, max_length=253)
@@ -118,7 +127,7 @@ class BackendObjectReference(ApiModel):
 # -------------------------------------------------------------------------------------------------- matches
 
 
-class HTTPPathMatch(ApiModel):
+class HTTPPathMatch(GatewayModel):
     type: Literal["Exact", "PathPrefix", "RegularExpression"] = "PathPrefix"
     value: str = Field(default="/", max_length=1024)
 
@@ -140,7 +149,7 @@ class HTTPPathMatch(ApiModel):
         return self
 
 
-class HTTPHeaderMatch(ApiModel):
+class HTTPHeaderMatch(GatewayModel):
     type: Literal["Exact", "RegularExpression"] = "Exact"
     name: str = Field(min_length=1, max_length=256)
     value: str = Field(max_length=4096)
@@ -157,7 +166,7 @@ class HTTPHeaderMatch(ApiModel):
         return self
 
 
-class HTTPQueryParamMatch(ApiModel):
+class HTTPQueryParamMatch(GatewayModel):
     type: Literal["Exact", "RegularExpression"] = "Exact"
     name: str = Field(min_length=1, max_length=256)
     value: str = Field(min_length=1, max_length=1024)
@@ -174,7 +183,7 @@ class HTTPQueryParamMatch(ApiModel):
         return self
 
 
-class HTTPRouteMatch(ApiModel):
+class HTTPRouteMatch(GatewayModel):
     path: HTTPPathMatch = Field(default_factory=HTTPPathMatch)
     headers: list[HTTPHeaderMatch] = Field(default_factory=list, max_length=16)
     query_params: list[HTTPQueryParamMatch] = Field(default_factory=list, max_length=16)
@@ -204,7 +213,7 @@ class HTTPRouteMatch(ApiModel):
 # -------------------------------------------------------------------------------------------------- filters
 
 
-class HTTPHeader(ApiModel):
+class HTTPHeader(GatewayModel):
     name: str = Field(min_length=1, max_length=256)
     value: str = Field(max_length=4096)
 
@@ -214,7 +223,7 @@ class HTTPHeader(ApiModel):
         return _check_header_name(v)
 
 
-class HTTPHeaderFilter(ApiModel):
+class HTTPHeaderFilter(GatewayModel):
     set: list[HTTPHeader] = Field(default_factory=list, max_length=16)
     add: list[HTTPHeader] = Field(default_factory=list, max_length=16)
     remove: list[str] = Field(default_factory=list, max_length=16)
@@ -229,7 +238,7 @@ class HTTPHeaderFilter(ApiModel):
         return self
 
 
-class HTTPPathModifier(ApiModel):
+class HTTPPathModifier(GatewayModel):
     type: Literal["ReplaceFullPath", "ReplacePrefixMatch"]
     replace_full_path: str | None = Field(default=None, max_length=1024)
     replace_prefix_match: str | None = Field(default=None, max_length=1024)
@@ -243,7 +252,7 @@ class HTTPPathModifier(ApiModel):
         return self
 
 
-class HTTPURLRewriteFilter(ApiModel):
+class HTTPURLRewriteFilter(GatewayModel):
     hostname: str | None = None
     path: HTTPPathModifier | None = None
 
@@ -253,7 +262,7 @@ class HTTPURLRewriteFilter(ApiModel):
         return None if v is None else _check_hostname(v, what="urlRewrite.hostname")
 
 
-class HTTPRequestRedirectFilter(ApiModel):
+class HTTPRequestRedirectFilter(GatewayModel):
     scheme: Literal["http", "https"] | None = None
     hostname: str | None = None
     path: HTTPPathModifier | None = None
@@ -266,7 +275,7 @@ class HTTPRequestRedirectFilter(ApiModel):
         return None if v is None else _check_hostname(v, what="requestRedirect.hostname")
 
 
-class HTTPRequestMirrorFilter(ApiModel):
+class HTTPRequestMirrorFilter(GatewayModel):
     backend_ref: BackendObjectReference
     percent: int | None = Field(default=None, ge=0, le=100)
     fraction: dict[str, int] | None = None
@@ -283,7 +292,7 @@ _FILTER_FIELD = {
 }
 
 
-class HTTPRouteFilter(ApiModel):
+class HTTPRouteFilter(GatewayModel):
     type: FilterType
     request_header_modifier: HTTPHeaderFilter | None = None
     response_header_modifier: HTTPHeaderFilter | None = None

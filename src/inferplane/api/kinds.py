@@ -138,6 +138,8 @@ class LoadContext:
     epp_files: dict[str, list[EndpointPickerConfig]] = field(default_factory=dict)
     # pool (namespace, name) → (config, origin) from inferencepool chart values
     values_epp: dict[tuple[str, str], tuple[EndpointPickerConfig, str]] = field(default_factory=dict)
+    # files holding an EndpointPickerConfig document that failed validation (its own errors are reported)
+    epp_failed: set[str] = field(default_factory=set)
 
     def validate(self, model: type[M], data: Any, doc: YamlDoc, base: tuple[str | int, ...] = ()) -> M | None:
         obj, problems = validate(model, data, doc, base)
@@ -361,6 +363,8 @@ def _epp(ctx: LoadContext, doc: YamlDoc, data: dict[str, Any]) -> None:
     if cfg is not None:
         ctx.epp_files.setdefault(ctx.rel, []).append(cfg)
         ctx.dep.epp_config_docs.append((cfg, doc))
+    else:
+        ctx.epp_failed.add(ctx.rel)
 
 
 @handles("Service")

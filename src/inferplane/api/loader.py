@@ -8,6 +8,7 @@ reports them all; warnings are returned on the Deployment.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from inferplane.api.crosscheck import cross_check
@@ -141,15 +142,29 @@ def _bind_epp_configs(ctx: LoadContext) -> None:
             dep.epp_config_origins[pool.name] = "upstream default"
 
 
+def _matching(names: Iterable[str], want: str) -> list[str]:
+    """Files named by an annotation: the path relative to the deployment root, else a unique file name."""
+    names = list(names)
+    return [rel for rel in names if rel == want] or [rel for rel in names if PurePosixPath(rel).name == want]
+
+
 def _by_reference(ctx: LoadContext, pool: InferencePool, ref: str) -> tuple[EndpointPickerConfig, str] | None:
     want = PurePosixPath(ref.strip()).as_posix().removeprefix("./")
     files = ctx.epp_files
-    matches = [rel for rel in files if rel == want] or [rel for rel in files if PurePosixPath(rel).name == want]
+    matches = _matching(files, want)
     source = ctx.dep.source("InferencePool", pool.name, pool.namespace)
     path: tuple[str | int, ...] = ("metadata", "annotations", EPP_CONFIG_ANNOTATION)
     if len(matches) == 1 and len(files[matches[0]]) == 1:
         return files[matches[0]][0], matches[0]
     if source is None:
+        return None
+    if not matches and _matching(ctx.epp_failed, want):
+        return None  # the file holds a config that failed validation; its own errors say why
+    if not matches and ctx.dep.partial:
+        # One file validated on its own: the annotation names a path relative to the deployment directory, which a
+        # lone file does not determine, and the config there is not part of what is validated. Like references to
+        # other kinds (crosscheck), it is checked when the whole directory is validated.
+        ctx.dep.epp_config_origins[pool.name] = f"{ref} (not loaded: one file validated)"
         return None
     if not matches:
         known = sorted(files)
@@ -158,7 +173,11 @@ def _by_reference(ctx: LoadContext, pool: InferencePool, ref: str) -> tuple[Endp
             if known
             else "no file here holds an EndpointPickerConfig (kind: EndpointPickerConfig)"
         )
-        ctx.diags.add(source.diag(path, f"names {ref!r}, which holds no EndpointPickerConfig", hint=hint))
+        if (ctx.dep.root / want).is_file():
+            message = f"names {ref!r}, which holds no EndpointPickerConfig"
+        else:
+            message = f"names {ref!r}: no such file (the path is relative to the deployment directory)"
+        ctx.diags.add(source.diag(path, message, hint=hint))
     else:
         ctx.diags.add(
             source.diag(

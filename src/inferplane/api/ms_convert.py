@@ -6,6 +6,8 @@ env follow ms v0.4.12 (reference/deployment.md §1.2); the flat pattern form map
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from inferplane.api.diagnostics import Diagnostic, Path
 from inferplane.api.k8s import EnvVar, EnvVarSource, KeySelector
 from inferplane.api.modelservice import (
@@ -154,7 +156,8 @@ def _role_service(
         if user_port is not None and vllm.port_given:
             # vLLM takes the last --port, so the user's wins over the chart's routing port.
             if not proxy:
-                port_origin = f"its --port argument, {source.pos((*cpath, 'args', user_port))}"
+                at = source.pos((*cpath, "args", user_port))
+                port_origin = f"its --port argument: {at.path}, {PurePath(at.file).name} line {at.line}"
             elif vllm.port != routing.proxy.target_port:
                 diags.append(
                     source.diag(

@@ -143,7 +143,10 @@ def _expected(err: Any) -> str:
               "less_than": ("<", "lt")}  # fmt: skip
     if etype in bounds:
         sign, key = bounds[etype]
-        return f"a value {sign} {ctx.get(key)}"
+        bound = ctx.get(key)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # `ge=0` on a float field: say "≥ 0", as the user would write it
+        return f"a value {sign} {bound}"
     if etype == "too_short":
         return f"at least {ctx.get('min_length')} item(s)"
     if etype == "too_long":

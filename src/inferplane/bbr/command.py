@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import sys
 from pathlib import Path
 
 from inferplane.bbr.routing import BaseModels
@@ -40,6 +41,13 @@ async def _serve(args: argparse.Namespace) -> int:
     models = BaseModels.load(args.models_file) if args.models_file else BaseModels()
     server = BbrServer(BbrOptions(port=args.port, health_port=args.health_port, bind=args.bind, models=models))
     await server.start()
+    # one line with the ports actually bound, as `inferplane epp` prints, so `--port 0` is usable
+    print(
+        f"inferplane bbr: ext_proc {args.bind}:{server.port} health {server.health_port or '-'} "
+        f"models {len(models)}",
+        file=sys.stderr,
+        flush=True,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

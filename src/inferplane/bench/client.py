@@ -7,6 +7,7 @@ workloads put it into the next turn's history).
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,6 +75,14 @@ def _content(choice: dict[str, Any]) -> str:
     return delta.get("content") or ""
 
 
+def connect_reason(exc: aiohttp.ClientConnectorError) -> str:
+    """'connection refused', 'no route to host', ... rather than asyncio's 'Connect call failed (...)'."""
+    if isinstance(exc.os_error, ConnectionRefusedError):
+        return "connection refused"
+    errno = exc.os_error.errno
+    return os.strerror(errno).lower() if errno else str(exc.os_error) or "connection failed"
+
+
 async def _error_text(resp: aiohttp.ClientResponse) -> str:
     raw = await resp.text()
     try:
@@ -106,6 +115,10 @@ async def send(
                 record.ttft = time.perf_counter() - started
                 text = "".join(_content(c) for c in data.get("choices", []))
                 _apply_usage(record, data.get("usage"))
+    except aiohttp.ClientConnectorError as exc:  # nothing answered: say so plainly, once per distinct cause
+        record.error = f"cannot connect: {connect_reason(exc)} at {exc.host}:{exc.port}"
+        record.e2e = time.perf_counter() - started
+        return None
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         record.error = f"{type(exc).__name__}: {exc}"[:300] or type(exc).__name__
         record.e2e = time.perf_counter() - started

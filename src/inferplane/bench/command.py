@@ -15,7 +15,7 @@ from rich.console import Console
 
 from inferplane.bench.client import Target
 from inferplane.bench.metrics import Slo, parse_duration
-from inferplane.bench.report import comparison_table, summary_table
+from inferplane.bench.report import comparison_table, files_line, print_summary
 from inferplane.bench.runner import (
     LoadPlan,
     discover_model,
@@ -24,7 +24,7 @@ from inferplane.bench.runner import (
     stages_from_inference_perf,
     write_outputs,
 )
-from inferplane.bench.workloads import WorkloadSpec, build_workload, load_workload_spec
+from inferplane.bench.workloads import WorkloadSpec, build_workload, load_workload_spec, workload_help
 from inferplane.errors import UsageError
 
 DEFAULT_WORKLOAD = "shared-prefix"
@@ -59,7 +59,8 @@ def add_load_flags(p: argparse.ArgumentParser) -> None:
         metavar="SPEC",
         help="TYPE[:key=value,...] (shared-prefix, multi-turn, random, trace) or a YAML file "
         "(a workload, or an inference-perf config whose data/load/api sections are used); "
-        "e.g. shared-prefix:num_groups=30,num_prompts_per_group=5,system_prompt_len=2000",
+        "e.g. shared-prefix:num_groups=30,num_prompts_per_group=5,system_prompt_len=2000 "
+        "(each type's keys are listed at the end)",
     )
     g.add_argument("--models", metavar="M=SHARE,...", help="multi-model mix, e.g. llama=0.7,gemma=0.3")
     g.add_argument("--seed", type=int, default=0, help="workload and arrival seed (default 0)")
@@ -110,6 +111,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "       inferplane bench compare PATH --schedulers a,b,... [--peers sglang-router,vllm-router] [options]\n"
         "       inferplane bench --self-test"
     )
+    parser.epilog = workload_help()
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument(
         "args",
         nargs="*",
@@ -187,7 +190,16 @@ def workload_from_args(args: argparse.Namespace) -> tuple[WorkloadSpec, Any]:
 
 
 def make_target(args: argparse.Namespace, url: str, spec: WorkloadSpec, model: str | None = None) -> Target:
-    model = args.model or spec.server.get("model_name") or model or asyncio.run(discover_model(url))
+    # A multi-model mix names every model it sends, so it needs no GET /v1/models (which a gateway that routes on
+    # the body's model may not answer); its first model is only the default for requests without one.
+    mix = list(spec.workload.models or ())
+    model = (
+        args.model
+        or spec.server.get("model_name")
+        or model
+        or (mix[0] if mix else None)
+        or asyncio.run(discover_model(url))
+    )
     headers = {}
     for h in args.header:
         k, sep, v = h.partition(":")
@@ -208,7 +220,13 @@ def configuration(args: argparse.Namespace, spec: WorkloadSpec, target: Target, 
     return {
         "workload": spec.workload.model_dump(exclude_none=True),
         "workload_source": spec.source,
-        "target": {"url": target.base_url, "model": target.model, "api": target.api, "streaming": target.streaming},
+        "target": {
+            "url": target.base_url,
+            "model": target.model,
+            "models": list(spec.workload.models or [target.model]),
+            "api": target.api,
+            "streaming": target.streaming,
+        },
         "stages": [s.__dict__ for s in stages],
         "seed": args.seed,
     }
@@ -232,7 +250,8 @@ def run(args: argparse.Namespace) -> int:
     if args.self_test:
         from inferplane.bench.selftest import run_self_test
 
-        return run_self_test(console)
+        duration = 5.0 if args.duration is None else args.duration
+        return run_self_test(console, duration, args.output, command_line())
     if args.args[:1] == ["compare"]:
         from inferplane.bench.compare import run_compare
 
@@ -252,12 +271,24 @@ def run(args: argparse.Namespace) -> int:
     return bench_url(args, args.url, console)
 
 
-def bench_url(args: argparse.Namespace, url: str, console: Console, label: str | None = None) -> int:
+def run_label(args: argparse.Namespace, spec: WorkloadSpec, target: Target, label: str | None = None) -> str:
+    """--label, else the deployment's name or the model, with every model of a multi-model mix."""
+    if args.label:
+        return str(args.label)
+    mix = " + ".join(spec.workload.models or ())
+    if label:
+        return f"{label}: {mix}" if mix else label
+    return mix or target.model
+
+
+def bench_url(
+    args: argparse.Namespace, url: str, console: Console, label: str | None = None, model: str | None = None
+) -> int:
     spec, workload = workload_from_args(args)
     stages = load_plan(args, spec).build()
-    target = make_target(args, url, spec)
+    target = make_target(args, url, spec, model)
     result = run_one(
-        args.label or label or target.model,
+        run_label(args, spec, target, label),
         target,
         workload,
         stages,
@@ -270,8 +301,8 @@ def bench_url(args: argparse.Namespace, url: str, console: Console, label: str |
     )
     out = output_dir(args)
     files = write_outputs([result], out, command_line(), plots=not args.no_plots)
-    console.print(summary_table([result]))
-    console.print(f"wrote {', '.join(f.name for f in files)} to {out}/")
+    print_summary(console, [result])
+    console.print(files_line(files, out), markup=False)
     return 0 if result.summary.successes else 1
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from inferplane.bench.command import bench_url
-from inferplane.bench.compare import deployment
+from inferplane.bench.compare import deployment, served_model
 from inferplane.errors import UsageError
 
 
@@ -19,4 +19,5 @@ def bench_deployment(args: argparse.Namespace, path: Path, console: Console) -> 
         raise UsageError(f"{path} does not exist", hint="give a deployment directory or --url of a running endpoint")
     with tempfile.TemporaryDirectory(prefix="inferplane-bench-") as tmp, deployment(path, args, Path(tmp), None) as rt:
         console.print(f"deployment {path} up at {rt.base_url}")
-        return bench_url(args, rt.base_url, console, label=path.name)
+        # The deployment knows what it serves: no need to ask a gateway that may not answer GET /v1/models.
+        return bench_url(args, rt.base_url, console, label=path.name, model=served_model(rt))

@@ -28,10 +28,17 @@ class RunResult:
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     summary: Summary = field(init=False)
     per_stage: dict[str, Summary] = field(init=False)
+    per_model: dict[str, Summary] = field(init=False)  # measured stages per model; empty unless several models
 
     def __post_init__(self) -> None:
         self.summary = summarize_run(self.records, self.stages, self.slo)
         self.per_stage = summarize_stages(self.records, self.stages, self.slo)
+        models = sorted({r.model for r in self.records})
+        self.per_model = (
+            {m: summarize_run([r for r in self.records if r.model == m], self.stages, self.slo) for m in models}
+            if len(models) > 1
+            else {}
+        )
 
     @property
     def measured_stages(self) -> list[StageInfo]:
@@ -47,6 +54,7 @@ class RunResult:
             "slo": str(self.slo) if self.slo else None,
             "configuration": self.configuration,
             "summary": self.summary.to_json(),
+            "per_model": {m: s.to_json() for m, s in self.per_model.items()},
             "stages": [{**s.to_json(), "summary": self.per_stage[s.name].to_json()} for s in self.stages],
             "records": [r.to_json() for r in self.records],
         }

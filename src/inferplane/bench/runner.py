@@ -12,7 +12,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from inferplane.bench.client import Target
+from inferplane.bench.client import Target, connect_reason
 from inferplane.bench.loadgen import LoadGenerator, Stage
 from inferplane.bench.metrics import Slo
 from inferplane.bench.plots import write_plots
@@ -110,13 +110,45 @@ def parse_stages(text: str) -> list[dict[str, Any]]:
 
 
 async def discover_model(base_url: str) -> str:
+    """The first model of `GET /v1/models`, with an error that says what went wrong: nothing listening, an answer
+    that is not an OpenAI model list (a gateway without a route for it), or an empty list."""
     url = base_url.rstrip("/") + "/v1/models"
+    hint = "pass --model NAME (or --models a=0.5,b=0.5 for a mix)"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s, s.get(url) as resp:
-            data = await resp.json(content_type=None)
-            return str(data["data"][0]["id"])
-    except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, IndexError, TypeError) as exc:
-        raise ConfigError(f"cannot list models at {url}: {exc}", hint="pass --model") from None
+            raw = await resp.text()
+            status = resp.status
+    except aiohttp.ClientConnectorError as exc:
+        raise ConfigError(
+            f"cannot reach {base_url}: {connect_reason(exc)} at {exc.host}:{exc.port}",
+            hint="is the server running? check --url (or bring a deployment up with `inferplane bench PATH`)",
+        ) from None
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise ConfigError(f"cannot list models at {url}: {type(exc).__name__}: {exc}", hint=hint) from None
+    models = _model_ids(raw)
+    if status != 200:
+        raise ConfigError(f"GET {url} returned {status}: {_error_message(raw)}", hint=hint)
+    if models is None:
+        raise ConfigError(f"GET {url} did not answer an OpenAI model list: {raw[:200]!r}", hint=hint)
+    if not models:
+        raise ConfigError(f"GET {url} lists no models", hint=hint)
+    return models[0]
+
+
+def _model_ids(raw: str) -> list[str] | None:
+    """Model ids of an OpenAI list (`{"object": "list", "data": [{"id": ...}]}`), None when it is not one."""
+    try:
+        data = json.loads(raw)
+        return [str(m["id"]) for m in data["data"]]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _error_message(raw: str) -> str:
+    try:
+        return str(json.loads(raw)["error"]["message"])[:300]
+    except (ValueError, KeyError, TypeError):
+        return raw[:300] or "(empty body)"
 
 
 def _event_loop_policy() -> None:

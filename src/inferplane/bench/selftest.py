@@ -7,6 +7,7 @@ per client CPU-second is what one generator process can absorb, whatever the ser
 
 from __future__ import annotations
 
+import json
 import resource
 import tempfile
 import time
@@ -17,9 +18,11 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from inferplane import __version__
 from inferplane.bench.client import Target
 from inferplane.bench.loadgen import Stage
 from inferplane.bench.procs import sim_replicas
+from inferplane.bench.report import files_line
 from inferplane.bench.runner import run_one
 from inferplane.bench.workloads import WorkloadConfig, build_workload
 from inferplane.net import free_port
@@ -116,7 +119,26 @@ def ceiling_table(rows: list[Ceiling]) -> Table:
     return table
 
 
-def run_self_test(console: Console, duration: float = 5.0) -> int:
+def write_self_test(rows: list[Ceiling], directory: Path, command: str) -> list[Path]:
+    """selftest.json (one object per measurement) and report.md (the same as a Markdown table)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    data = {"schema": "inferplane.bench.selftest/v1", "inferplane_version": __version__, "command": command}
+    (directory / "selftest.json").write_text(json.dumps({**data, "ceilings": [r.to_json() for r in rows]}, indent=1))
+    header = "| concurrency | output tokens | stream | req/s | tok/s | client CPU | req/CPU-s | tok/CPU-s | failures |"
+    lines = ["# inferplane bench self-test", "", f"- command: `{command}`", "", header, "|" + "---|" * 9]
+    lines += [
+        f"| {r.concurrency} | {r.output_len} | {'yes' if r.streaming else 'no'} | {r.requests_per_s:.0f} "
+        f"| {r.tokens_per_s:.0f} | {100 * r.client_cpu_share:.0f} % | {r.requests_per_cpu_s:.0f} "
+        f"| {r.tokens_per_cpu_s:.0f} | {r.failures} |"
+        for r in rows
+    ]
+    (directory / "report.md").write_text("\n".join(lines) + "\n")
+    return [directory / "selftest.json", directory / "report.md"]
+
+
+def run_self_test(
+    console: Console, duration: float = 5.0, output: Path | None = None, command: str = "inferplane bench --self-test"
+) -> int:
     port = free_port()
     with (
         tempfile.TemporaryDirectory(prefix="inferplane-selftest-") as tmp,
@@ -131,4 +153,6 @@ def run_self_test(console: Console, duration: float = 5.0) -> int:
         "The ceiling columns are what one generator process absorbs per CPU-second; a benchmark whose offered load "
         "stays well below them measures the server, not the client."
     )
+    if output is not None:
+        console.print(files_line(write_self_test(rows, output, command), output), markup=False)
     return 0 if all(r.requests and not r.failures for r in rows) else 1

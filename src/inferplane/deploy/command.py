@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from inferplane import __version__
+from inferplane.api.command import resolve_path
 from inferplane.deploy.crosscheck import crosscheck
 from inferplane.deploy.options import check_image, check_namespace, check_output_dir
 from inferplane.deploy.plan import RenderOptions
@@ -116,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         backend=args.backend,
     )
-    source = str(args.path)
-    rendered = render_path(Path(args.path), options)
+    path = resolve_path(args.path)  # a path, or a pattern name as `inferplane up` takes it
+    source = str(path)
+    rendered = render_path(path, options)
     _write(rendered, args.output, source, options)
     for w in rendered.warnings:
         print(f"warning: {w}", file=sys.stderr)

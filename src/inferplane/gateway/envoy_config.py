@@ -40,6 +40,7 @@ from inferplane.gateway.extproc_config import (
     socket_address,
     static_cluster,
 )
+from inferplane.gateway.local_reply import local_reply_config
 from inferplane.gateway.plan import GatewayPlan, PoolBinding
 from inferplane.gateway.precedence import virtual_hosts
 from inferplane.gateway.routes import NOT_FOUND_BODY, Clusters, RouteOptions, build_routes
@@ -80,84 +81,6 @@ def service_cluster_name(key: str) -> str:
 
 def pool_cluster_name(key: str) -> str:
     return "pool." + key.replace("/", ".")
-
-
-def _json_error(message: str, kind: str) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": None, "code": "%RESPONSE_CODE%"}}
-
-
-def _status_is(code: int) -> dict[str, Any]:
-    return {
-        "status_code_filter": {
-            "comparison": {"op": "EQ", "value": {"default_value": code, "runtime_key": "inferplane.no_key"}}
-        }
-    }
-
-
-# Envoy's ext_proc filter fails a request (FailClose, or the body-based router) with an empty local reply whose
-# response code details start with this prefix (`ext_proc_error_gRPC_error_14{...}` for an unreachable server,
-# `..._message_timeout` for a slow one). An ImmediateResponse of a processor (the picker's 429/503, the router's 400)
-# is a local reply too, but with its own details and JSON body, so matching on the details tells the two apart.
-# No response flag is set for either, and `body_format` alone would apply to both.
-EXTPROC_ERROR_DETAILS = "ext_proc_error"
-
-
-def _extproc_failure(code: int, message: str, kind: str) -> dict[str, Any]:
-    """A mapper for the processor-failure replies with `code`: the CEL access-log filter reads the details."""
-    details = {
-        "extension_filter": {
-            "name": "envoy.access_loggers.extension_filters.cel",
-            "typed_config": any_of(
-                "envoy.extensions.access_loggers.filters.cel.v3.ExpressionFilter",
-                expression=f"response.code_details.startsWith('{EXTPROC_ERROR_DETAILS}')",
-            ),
-        }
-    }
-    return {
-        "filter": {"and_filter": {"filters": [_status_is(code), details]}},
-        "body_format_override": {"json_format": _json_error(message, kind)},
-    }
-
-
-def _local_reply_config(max_request_bytes: int) -> dict[str, Any]:
-    """Gateway-generated errors as OpenAI-style JSON (404 no route, 413 body too large, 503 no reachable backend or
-    picker, 504 timeout); replies from the model servers and the ext_proc servers' own answers pass unchanged."""
-
-    def mapper(flags: list[str], message: str, kind: str) -> dict[str, Any]:
-        return {
-            "filter": {"response_flag_filter": {"flags": flags}},
-            "body_format_override": {"json_format": _json_error(message, kind)},
-        }
-
-    # only Envoy itself answers 413 here: a body over the buffer limit of the buffered ext_proc filters
-    too_large = {
-        "filter": _status_is(413),
-        "body_format_override": {
-            "json_format": _json_error(
-                f"request body larger than the gateway's limit of {max_request_bytes} bytes", "BadRequestError"
-            )
-        },
-    }
-    return {
-        "mappers": [
-            _extproc_failure(
-                503,
-                "the endpoint picker (or body-based router) of this route cannot be reached",
-                "ServiceUnavailableError",
-            ),
-            _extproc_failure(
-                504, "the endpoint picker (or body-based router) of this route did not answer in time", "TimeoutError"
-            ),
-            too_large,
-            mapper(["NR"], "no route matches this request (path, host, headers or model)", "NotFoundError"),
-            mapper(["UT"], "the backend did not answer within the route's timeout", "TimeoutError"),
-            mapper(
-                ["UH", "UF", "URX", "NC", "UO", "UC", "LH"],
-                "no ready endpoint can serve this request",
-                "ServiceUnavailableError",
-            ),
-        ]
-    }
 
 
 class _Builder:
@@ -228,7 +151,8 @@ class _Builder:
         self._scope_pickers(vhosts)
         filters: list[dict[str, Any]] = []
         untrusted = list(DESTINATION_HEADERS)
-        if _needs_bbr(attachments):
+        bbr = _needs_bbr(attachments)
+        if bbr:
             untrusted += MODEL_HEADERS
             if self.plan.bbr_address is None:
                 raise ConfigError(
@@ -276,7 +200,9 @@ class _Builder:
             ],
             route_config={"name": f"gateway_{port}", "virtual_hosts": vhosts},
             http_filters=filters,
-            local_reply_config=_local_reply_config(self.options.max_request_bytes),
+            local_reply_config=local_reply_config(
+                self.options.max_request_bytes, routed_models=_routed_models(attachments) if bbr else None
+            ),
         )
         if self.options.access_log_path:
             hcm["access_log"] = [_access_log(self.options.access_log_path)]
@@ -307,6 +233,20 @@ ACCESS_LOG_FORMAT = (
     "%START_TIME(%Y-%m-%dT%H:%M:%S.%3fZ)% %REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %RESPONSE_CODE% "
     "%UPSTREAM_HOST% %DURATION%ms model=%REQ(X-GATEWAY-MODEL-NAME)% flags=%RESPONSE_FLAGS%\n"
 )
+
+
+def _routed_models(attachments: list[Attachment]) -> list[str]:
+    """The models the routes match on exactly (the X-Gateway-Model-Name values), for the no-route message."""
+    return sorted(
+        {
+            h.value
+            for a in attachments
+            for rule in a.route.spec.rules
+            for m in rule.matches
+            for h in m.headers
+            if h.name.lower() in MODEL_HEADERS and h.type == "Exact"
+        }
+    )
 
 
 def _access_log(path: str) -> dict[str, Any]:

@@ -29,6 +29,8 @@ def envoy_argv(
     argv = [
         binary, "-c", str(bootstrap), "--disable-hot-restart", "--concurrency", str(concurrency),
         "-l", log_level, "--drain-time-s", "1", "--parent-shutdown-time-s", "2",
+        # the access log reaches its file within a second of the request (Envoy's default is every 10 s)
+        "--file-flush-interval-msec", "500",
     ]  # fmt: skip
     if admin_address_path is not None:
         argv += ["--admin-address-path", str(admin_address_path)]

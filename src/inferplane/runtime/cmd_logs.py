@@ -1,4 +1,9 @@
-"""`inferplane logs [NAME] [COMPONENT] [-f]`: the output of a deployment's components."""
+"""`inferplane logs [NAME] [COMPONENT] [-f]`: the output of a deployment's components.
+
+Each component's log holds its own output with the supervisor's events about it in between (`--- <time> <event>`:
+exits with their status, back-offs, restarts), and `envoy-access` is the gateway's access log, one line a request.
+`-f` follows while the deployment runs and ends when it stops, as `kubectl logs -f` does for a finished pod.
+"""
 
 from __future__ import annotations
 
@@ -60,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"{f.stem} | {line}" if prefix else line)
     if not args.follow:
         return 0
+    if not state.running():
+        print(f"({state.path.name} is not running: nothing more will be written; not following)", file=sys.stderr)
+        return 0
     try:
         while True:
+            alive = state.running()  # read before the files, so the last lines of a stopping run are printed
             for f in _files(state, component):
                 size = f.stat().st_size
                 start = offsets.get(f, 0)
@@ -76,6 +85,9 @@ def run(args: argparse.Namespace) -> int:
                         print(f"{f.stem} | {line}" if prefix else line)
                     offsets[f] = start + complete
             sys.stdout.flush()
+            if not alive:
+                print(f"({state.path.name} stopped; no longer following)", file=sys.stderr)
+                return 0
             time.sleep(0.2)
     except KeyboardInterrupt:
         return 0

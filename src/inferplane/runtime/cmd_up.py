@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 from inferplane.errors import InferplaneError, UsageError
@@ -16,8 +17,7 @@ from inferplane.runtime import resources
 from inferplane.runtime.backends import BACKENDS
 from inferplane.runtime.plan import RuntimeOptions, RuntimePlan
 from inferplane.runtime.report import make_console, print_curl, print_plan
-from inferplane.runtime.runtime import Runtime
-from inferplane.runtime.state import StateDir
+from inferplane.runtime.runtime import Runtime, check_options, refuse_if_running, state_for
 from inferplane.runtime.supervisor import SupervisorOptions
 
 NOTIFY_FLAG = "--notify-fd"
@@ -120,7 +120,10 @@ def _flags(args: argparse.Namespace) -> list[str]:
 def _detach(args: argparse.Namespace) -> int:
     """Re-run `up` in the foreground in a new session, wait until it reports ready, and leave it running."""
     source = resources.resolve_source(args.source)
-    state = StateDir.for_deployment(resources.deployment_name(source), args.state_dir)
+    check_options(_options(args))
+    state = state_for(source, Path(args.state_dir) if args.state_dir else None)
+    # refused here, before anything is written: a running deployment's up.log and state stay as they are
+    refuse_if_running(state, resources.deployment_name(source))
     state.path.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
     child_argv = [sys.executable, "-m", "inferplane", "up", str(source), *_flags(args), NOTIFY_FLAG, str(write_fd)]

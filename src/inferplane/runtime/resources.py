@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from inferplane.errors import InferplaneError
+from inferplane.errors import InferplaneError, UsageError
 from inferplane.runtime.templates import LwsShape, PoolTemplate, ServerTemplate, ServiceTemplate, drop_flags
 
 log = logging.getLogger(__name__)
@@ -162,17 +162,37 @@ def _read_config(value: Any) -> Any:
     if isinstance(value, EndpointPickerConfig):
         return value
     if isinstance(value, str | os.PathLike):
-        path = Path(value)
-        try:
-            value = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise InferplaneError(f"--epp-config {path}: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise InferplaneError(f"--epp-config {path}: not valid YAML: {exc}") from None
+        return _load_config_file(Path(value))
     try:
         return EndpointPickerConfig.model_validate(value)
     except Exception as exc:  # pydantic's ValidationError, reworded for a command line
         raise InferplaneError(f"the EndpointPickerConfig override is invalid: {exc}") from None
+
+
+def check_epp_override(value: Any) -> None:
+    """Fail now, with file:line, when `--epp-config` names a file that is not one valid EndpointPickerConfig."""
+    if isinstance(value, str | os.PathLike):
+        _read_config(value)
+    elif isinstance(value, Mapping) and not _looks_like_config(value):
+        for chosen in value.values():
+            _read_config(chosen)
+    else:
+        _read_config(value)
+
+
+def _load_config_file(path: Path) -> Any:
+    """One EndpointPickerConfig from a file, checked by the validate loader (so errors carry file:line)."""
+    from inferplane.api.loader import load_deployment
+
+    if not path.is_file():
+        raise UsageError(f"--epp-config {path}: no such file")
+    found = [cfg for cfgs in load_deployment(path).standalone_epp_configs.values() for cfg in cfgs]
+    if len(found) != 1:
+        raise UsageError(
+            f"--epp-config {path}: holds {len(found)} EndpointPickerConfig documents, expected one",
+            hint="a file with `kind: EndpointPickerConfig`, as `inferplane epp --config-file` takes",
+        )
+    return found[0]
 
 
 def config_yaml(config: Any) -> str:

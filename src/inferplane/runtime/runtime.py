@@ -18,7 +18,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-from inferplane.errors import InferplaneError
+from inferplane.errors import InferplaneError, UsageError
 from inferplane.net import wait_until
 from inferplane.runtime import gateway_link, resources
 from inferplane.runtime.endpoints import EndpointPublisher
@@ -66,13 +66,11 @@ class Runtime:
     # ---- lifecycle ----
 
     def start(self) -> Runtime:
+        check_options(self.options)
         deployment = resources.load(self.source)
         name = resources.deployment_name(self.source)
-        if self.state_root is not None and _is_state_dir(self.state_root):
-            state = StateDir(self.state_root)  # pointed at one deployment's state directory itself
-        else:
-            state = StateDir.for_deployment(name, self.state_root)
-        _refuse_if_running(state, name)
+        state = state_for(self.source, self.state_root)
+        refuse_if_running(state, name)
         state.prepare()
         self.state = state
         view = resources.runtime_view(deployment, self.options.epp_config_override)
@@ -200,7 +198,32 @@ def _is_state_dir(path: Path | None) -> bool:
     return path is not None and (path / "plan.json").exists()
 
 
-def _refuse_if_running(state: StateDir, name: str) -> None:
+def check_options(options: RuntimeOptions) -> None:
+    """The simulator's and the pickers' options, checked before anything starts (each child would refuse them
+    only after its siblings were already up)."""
+    if options.time_scale is not None and options.time_scale <= 0:
+        raise UsageError(f"--time-scale {options.time_scale:g} must be > 0", hint="0.1 runs ten times faster")
+    if options.startup_delay is not None and options.startup_delay < 0:
+        raise UsageError(f"--startup-delay {options.startup_delay:g} must be >= 0")
+    if options.profile is not None and options.backend == "sim":
+        from inferplane.sim.profiles import load_profile
+
+        try:
+            load_profile(options.profile)
+        except InferplaneError as exc:
+            raise UsageError(f"--profile: {exc}", hint=exc.hint) from None
+    if options.epp_config_override is not None:
+        resources.check_epp_override(options.epp_config_override)
+
+
+def state_for(source: Path, state_root: Path | None) -> StateDir:
+    """The state directory `up` uses for `source` (`state_root` may be one deployment's state directory itself)."""
+    if state_root is not None and _is_state_dir(state_root):
+        return StateDir(state_root)
+    return StateDir.for_deployment(resources.deployment_name(source), state_root)
+
+
+def refuse_if_running(state: StateDir, name: str) -> None:
     pid = state.up_pid()
     if pid is not None and pid != os.getpid() and pid_alive(pid):
         raise InferplaneError(

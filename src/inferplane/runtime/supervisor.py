@@ -255,7 +255,8 @@ class Supervisor:
                                 f"{m.spec.name} exited with status {m.last_exit} while starting",
                                 hint=log_excerpt(self.state.log_file(m.spec.name)),
                             )
-                    self._probe_unit(u)
+                    if u.phase != Phase.READY:  # probed again, a ready unit would report ready twice
+                        self._probe_unit(u)
                 if time.monotonic() > deadline:
                     waiting = [m.spec.name for u in batch for m in u.members if not m.ready]
                     raise StartupError(

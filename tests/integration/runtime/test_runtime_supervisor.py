@@ -115,6 +115,12 @@ def test_crashed_server_is_withdrawn_then_restarted_with_backoff(state: StateDir
         assert "exited with status -9" in backoffs[0]
         assert sup.member("ms-1").popen is not None
         assert sup.unit("ms-1").restarts == 0
+        # the reasons are in the component's own log, between its output, in order (what `inferplane logs` shows)
+        marks = [ln for ln in state.log_file("ms-0").read_text().splitlines() if ln.startswith("--- ")]
+        kinds = [m.split(" ", 3)[3].split(" ")[0] for m in marks]
+        assert kinds == ["starting", "ready"] + ["back-off", "restarting", "starting", "ready"] * 2, marks
+        assert "exited with status -9" in marks[2]
+        assert state.read_json(state.state_file)["components"]["ms-0"]["last_exit"] == -9
     finally:
         sup.stop()
 
@@ -190,6 +196,25 @@ def test_startup_failure_names_the_component_and_shows_its_log(state: StateDir) 
     fine_pid = sup.member("fine").pid
     assert fine_pid is not None
     assert not pid_alive(fine_pid)
+
+
+def test_a_child_refusing_its_arguments_shows_its_error_line_not_its_usage_block(state: StateDir) -> None:
+    (port,) = free_ports(1)
+    script = (
+        "import argparse; p = argparse.ArgumentParser(prog='sim'); "
+        + "".join(f"p.add_argument('--opt{i}', help='option {i}'); " for i in range(12))
+        + "p.add_argument('--max-model-len', type=int); p.parse_args(['--max-model-len', 'lots'])"
+    )
+    bad = ComponentSpec(
+        name="sim", kind=Kind.MODEL_SERVER, argv=[sys.executable, "-c", script], probe=Probe(ProbeType.HTTP, port, "/")
+    )
+    with pytest.raises(StartupError) as info:
+        Supervisor([bad], state, options=FAST).start()
+    shown = str(info.value)
+    assert "sim exited with status 2 while starting" in shown
+    assert "sim: error: argument --max-model-len: invalid int value: 'lots'" in shown
+    assert "usage:" not in shown
+    assert "--opt3" not in shown
 
 
 SUPERVISE_SCRIPT = textwrap.dedent(

@@ -239,9 +239,9 @@ def test_inline_and_file_specs(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("shared-prefix:num_grops=3", r"shared_prefix\.num_grops: Extra inputs are not permitted"),
+        ("shared-prefix:num_grops=3", r"unknown workload key 'num_grops' for shared-prefix; valid keys: num_groups,"),
         ("shared-prefix:num_groups=0", r"shared_prefix\.num_groups: Input should be greater than or equal to 1"),
-        ("chatbot", r"type: Input should be 'shared_prefix', 'multi_turn', 'random' or 'trace'"),
+        ("chatbot", r"unknown workload type 'chatbot'; valid types: shared-prefix, multi-turn, random, trace"),
         ("trace", r"a trace workload needs `trace: \{path: FILE.jsonl\}`"),
         ("random:input_distribution={type: fixed}", r"a fixed distribution needs `value`"),
     ],

@@ -46,7 +46,7 @@ def test_render_to_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 @pytest.mark.parametrize(
     ("argv", "code", "message"),
     [
-        (["render", "/nonexistent", "--target", "gke"], 2, "no such file or directory"),
+        (["render", "/nonexistent", "--target", "gke"], 2, "/nonexistent: no such file, directory or pattern"),
         (["render", P2, "--target", "kubernetes"], 2, "needs the gateway class of your cluster"),
         (["render", P2, "--target", "kubernetes", "--gateway-class", "nginx"], 2, "does not know how to attach it"),
         # A deployment without a variant for the accelerator asked for is a deployment problem (1), not usage (2).

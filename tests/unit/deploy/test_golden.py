@@ -19,7 +19,7 @@ import yaml
 from inferplane.deploy.crosscheck import crosscheck
 from inferplane.deploy.golden import CASES, GoldenCase, main, render_case
 from inferplane.deploy.validate import ManifestValidator
-from inferplane.errors import UsageError
+from inferplane.errors import ConfigError
 from tests.conftest import DEPLOYMENTS, REPO
 
 GOLDEN = REPO / "tests" / "data" / "golden"
@@ -74,7 +74,7 @@ def test_golden_contents_per_pattern() -> None:
 
 @pytest.mark.parametrize("pattern", ["pattern2-multimodel", "pattern3-caching", "pattern4-moe"])
 def test_gpu_only_patterns_refuse_tpu(pattern: str) -> None:
-    with pytest.raises(UsageError, match="is written for gpu and has no variants/tpu/"):
+    with pytest.raises(ConfigError, match="is written for gpu and has no variants/tpu/"):
         render_case(GoldenCase(pattern, "gke", "tpu"), DEPLOYMENTS)
 
 

@@ -6,6 +6,7 @@ import random
 from collections import Counter
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -106,6 +107,11 @@ def test_round_robin_picker_cycles() -> None:
     assert got == ["10.0.0.1", "10.0.0.2", "10.0.0.3"] * 2
 
 
+def yaml_float(x: float) -> str:
+    """A float as YAML 1.1 reads it back as a float: PyYAML takes `1e-05` for a string, `1.0e-05` for a number."""
+    return yaml.safe_dump(float(x)).splitlines()[0]
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     queues=st.lists(st.integers(0, 50), min_size=1, max_size=12),
@@ -117,7 +123,7 @@ def test_round_robin_picker_cycles() -> None:
 )
 def test_scheduler_properties(queues: list[int], kvs: list[float], n: int, w1: float, w2: float, seed: int) -> None:
     eps = [endpoint(i, queue=q, kv=kvs[i]) for i, q in enumerate(queues)]
-    s = scheduler(TWO_SCORERS % (n, w1, w2), seed=seed)
+    s = scheduler(TWO_SCORERS % (n, yaml_float(w1), yaml_float(w2)), seed=seed)
     res = s.schedule(request(), eps)
     picked = res.primary.target_endpoints
     assert all(any(p is e for e in eps) for p in picked)
@@ -126,7 +132,7 @@ def test_scheduler_properties(queues: list[int], kvs: list[float], n: int, w1: f
     # The picks are the best totals, and totals are linear in the weights.
     best = sorted(res.primary.scores.values(), reverse=True)
     assert [res.primary.scores[p.hostport] for p in picked] == pytest.approx(best[: len(picked)])
-    doubled = scheduler(TWO_SCORERS % (n, 2 * w1, 2 * w2), seed=seed).schedule(request(), eps)
+    doubled = scheduler(TWO_SCORERS % (n, yaml_float(2 * w1), yaml_float(2 * w2)), seed=seed).schedule(request(), eps)
     for hp, total in res.primary.scores.items():
         assert doubled.primary.scores[hp] == pytest.approx(2 * total)
 

@@ -9,6 +9,8 @@ means the same thing here.
 
 from __future__ import annotations
 
+import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -30,6 +32,11 @@ class Distribution(_Strict):
     std_dev: float = Field(default=200, ge=0)
     total_count: int | None = Field(default=None, ge=1, description="inference-perf: number of prompts")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, data: Any) -> Any:
+        return parse_distribution(data) if isinstance(data, str) else data
+
     @model_validator(mode="after")
     def _check(self) -> Distribution:
         if self.type == "fixed" and self.value is None:
@@ -48,6 +55,34 @@ class Distribution(_Strict):
 
 
 Length = Annotated[int, Field(ge=0)] | Distribution
+
+_DIST_TEXT = re.compile(r"^\s*(fixed|uniform|normal)\s*\(([^()]*)\)\s*$")
+DISTRIBUTION_SYNTAX = "fixed(N), uniform(MIN,MAX) or normal(MEAN,STD_DEV[,MIN,MAX])"
+
+
+def parse_distribution(text: str) -> dict[str, Any]:
+    """`normal(512,64)`, `uniform(64,256)`, `fixed(128)` → Distribution fields, so that a length distribution fits
+    in one --workload value. A normal without bounds is clipped to mean ± 4 standard deviations (at least 1)."""
+    m = _DIST_TEXT.match(text)
+    if not m:
+        raise ValueError(f"{text!r} is not a length distribution; write {DISTRIBUTION_SYNTAX}")
+    kind, raw = m.group(1), [a.strip() for a in m.group(2).split(",") if a.strip()]
+    try:
+        args = [float(a) for a in raw]
+    except ValueError:
+        args = []
+    if len(args) != len(raw) or not all(math.isfinite(a) and abs(a) < 1e9 for a in args):
+        raise ValueError(f"{text!r}: the arguments of {kind}() must be numbers below 1e9")
+    arity = {"fixed": (1,), "uniform": (2,), "normal": (2, 4)}[kind]
+    if len(args) not in arity:
+        raise ValueError(f"{text!r}: {kind}() takes {' or '.join(map(str, arity))} numbers ({DISTRIBUTION_SYNTAX})")
+    if kind == "fixed":
+        return {"type": "fixed", "value": int(args[0]), "min": 1, "max": max(int(args[0]), 1)}
+    if kind == "uniform":
+        return {"type": "uniform", "min": int(args[0]), "max": int(args[1])}
+    mean, std = args[0], args[1]
+    lo, hi = (args[2], args[3]) if len(args) == 4 else (max(1.0, mean - 4 * std), max(1.0, mean + 4 * std))
+    return {"type": "normal", "mean": mean, "std_dev": std, "min": int(lo), "max": int(hi)}
 
 
 class SharedPrefixConfig(_Strict):
@@ -96,6 +131,23 @@ class RandomConfig(_Strict):
     input_distribution: Distribution = Field(default_factory=lambda: Distribution.fixed(512))
     output_distribution: Distribution = Field(default_factory=lambda: Distribution.fixed(128))
     num_prompts: int | None = Field(default=None, ge=1, description="default: input total_count, else 1000")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_names(cls, data: Any) -> Any:
+        # `input_len` / `output_len` (a number or a distribution) are the short inline spellings of the
+        # inference-perf `*_distribution` keys, matching the shared-prefix section's names.
+        if isinstance(data, dict):
+            data = dict(data)
+            for short, full in (("input_len", "input_distribution"), ("output_len", "output_distribution")):
+                if short in data:
+                    if full in data:
+                        raise ValueError(f"give either {short} or {full}, not both")
+                    value = data.pop(short)
+                    if type(value) is int and value < 0:
+                        raise ValueError(f"{short} is {value}; a length is a number ≥ 0 or a distribution")
+                    data[full] = Distribution.fixed(value) if type(value) is int else value
+        return data
 
     @property
     def count(self) -> int:
