@@ -93,3 +93,20 @@ def test_a_sub_command_that_cannot_load_is_reported(
     monkeypatch.setattr(cli, "_BY_NAME", {"ghost": cli.COMMANDS[0]})
     assert cli.main(["ghost"]) == 2
     assert "cannot load command 'ghost'" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """`inferplane render ... -o - | head -c 0`: the reader is gone before the first write; no traceback."""
+    import os
+    import subprocess
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE
+    argv = ["render", "deployments/pattern2-multimodel", "--target", "gke", "-o", "-"]
+    script = f"import sys; from inferplane.cli import main; sys.exit(main({argv!r}))"
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=write_end, stderr=subprocess.PIPE)
+    os.close(write_end)
+    _, err = proc.communicate(timeout=60)
+    assert b"Traceback" not in err, err.decode()[-2000:]
+    assert b"BrokenPipeError" not in err
+    assert proc.returncode == 1

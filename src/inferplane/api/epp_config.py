@@ -1,7 +1,8 @@
 """`EndpointPickerConfig`: the endpoint picker's plugin configuration, as GIE and llm-d write it.
 
-Decoding is strict like the upstream loader: unknown fields are errors, and so is a number written as a string. Both API groups are accepted:
-`inference.networking.x-k8s.io/v1alpha1` (GIE, llm-d ≤ v0.7) and `llm-d.ai/v1alpha1` (llm-d ≥ v0.8).
+Decoding is strict like the upstream loader: unknown fields are errors, and so is a number written as a string.
+Both API groups are accepted: `inference.networking.x-k8s.io/v1alpha1` (GIE, llm-d ≤ v0.7) and
+`llm-d.ai/v1alpha1` (llm-d ≥ v0.8).
 `apply_system_defaults` fills in what the upstream loader fills in after building the plugins
 (reference/epp.md §1); `default_epp_config` is the built-in configuration used when none is given.
 """

@@ -67,7 +67,7 @@ class BbrServer:
             self._servers.append(side)
         for server in self._servers:
             await server.start()
-        log.info(
+        log.debug(  # `inferplane bbr` prints the same as its one start-up line
             "body-based router: ext_proc %s:%d, health %s, %d known models",
             self.opts.bind, self.port, self.health_port or "-", len(self.opts.models),
         )  # fmt: skip

@@ -338,3 +338,36 @@ def test_write_bootstrap_and_endpoints(tmp_path: Path) -> None:
     hosts = [e["endpoint"]["address"]["socket_address"] for e in eds["resources"][0]["endpoints"][0]["lb_endpoints"]]
     assert hosts == [{"address": "127.0.0.1", "port_value": 6}, {"address": "::1", "port_value": 7}]
     assert sorted(p.name for p in (tmp_path / "eds").iterdir()) == ["service.a.json"]  # no temp files left behind
+
+
+def test_model_routing_listeners_name_the_model_in_their_no_route_404(tmp_path: Path) -> None:
+    """The text itself is checked against Envoy in tests/e2e/test_e2e_pattern2.py; here: which listeners get it."""
+    rules = [
+        {"matches": [{"headers": [{"name": "X-Gateway-Model-Name", "value": m}]}], "backendRefs": [POOL]}
+        for m in ("b-model", "a-model")
+    ]
+    pool = PoolBinding(["127.0.0.1:7"], "127.0.0.1:9002")
+    config = build([route(rules)], tmp_path, pools={"pool": pool}, bbr_address="127.0.0.1:9004")
+    first = hcm(config)["local_reply_config"]["mappers"][0]
+    message = first["body_format_override"]["json_format"]["error"]["message"]
+    assert message == "no route serves model `%REQ(x-gateway-model-name)%` (models routed here: a-model, b-model)"
+    assert "'x-gateway-model-name' in request.headers" in json.dumps(first["filter"])
+    plain = build([route([{"backendRefs": [{"name": "a", "port": 80}]}])], tmp_path)
+    assert "no route serves model" not in json.dumps(hcm(plain)["local_reply_config"])
+
+
+def test_the_access_log_is_one_text_line_per_request(tmp_path: Path) -> None:
+    from inferplane.gateway.envoy_config import EnvoyOptions
+
+    config = build_envoy_config(
+        GatewayPlan(gateways=[gateway()], routes=[], port_map={80: 18080}),
+        admin_port=0,
+        config_dir=tmp_path,
+        options=EnvoyOptions(access_log_path=str(tmp_path / "access.log")),
+    )
+    [log] = hcm(config)["access_log"]
+    assert log["typed_config"]["path"] == str(tmp_path / "access.log")
+    fmt = log["typed_config"]["log_format"]["text_format_source"]["inline_string"]
+    for field in ("%START_TIME", "%REQ(:METHOD)%", "%RESPONSE_CODE%", "%UPSTREAM_HOST%", "%DURATION%"):
+        assert field in fmt
+    assert fmt.endswith("\n")
