@@ -43,8 +43,7 @@ async def _serve(args: argparse.Namespace) -> int:
     await server.start()
     # one line with the ports actually bound, as `inferplane epp` prints, so `--port 0` is usable
     print(
-        f"inferplane bbr: ext_proc {args.bind}:{server.port} health {server.health_port or '-'} "
-        f"models {len(models)}",
+        f"inferplane bbr: ext_proc {args.bind}:{server.port} health {server.health_port or '-'} models {len(models)}",
         file=sys.stderr,
         flush=True,
     )

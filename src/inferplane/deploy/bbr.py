@@ -1,7 +1,9 @@
 """The body-based router (pattern 2): ConfigMap, Deployment and Service running `inferplane bbr` (ports 9004/9005).
 
-The ConfigMap holds the `--models-file` list of base models and their LoRA adapters, from which the router sets
-`X-Gateway-Base-Model-Name` (upstream BBR reads the same data from ConfigMaps it watches).
+The router serves cleartext HTTP/2 only; the Service port's appProtocol says so in each gateway's terms
+(`inferplane.deploy.transport`). The ConfigMap holds the `--models-file` list of base models and their LoRA
+adapters, from which the router sets `X-Gateway-Base-Model-Name` (upstream BBR reads the same data from ConfigMaps it
+watches).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import yaml
 from inferplane.deploy.common import Manifest, base_labels, meta, obj, selector_labels
 from inferplane.deploy.epp import RESTRICTED_SECURITY_CONTEXT
 from inferplane.deploy.plan import BBR_GRPC_PORT, BBR_HEALTH_PORT
+from inferplane.deploy.transport import H2C
 
 BBR_NAME = "body-based-router"
 COMPONENT = "body-based-router"
@@ -35,7 +38,11 @@ def models_file(models: Sequence[tuple[str, Sequence[str]]]) -> str:
     return yaml.safe_dump(entries, sort_keys=False)
 
 
-def render_bbr(namespace: str, image: str, models: Sequence[tuple[str, Sequence[str]]] = ()) -> list[Manifest]:
+def render_bbr(
+    namespace: str, image: str, models: Sequence[tuple[str, Sequence[str]]] = (), app_protocol: str = H2C
+) -> list[Manifest]:
+    """`app_protocol` is the gRPC Service port's appProtocol: the router serves cleartext HTTP/2, and how a gateway
+    is told so differs (`inferplane.deploy.transport`)."""
     labels = base_labels(BBR_NAME, COMPONENT)
     selector = selector_labels(BBR_NAME, COMPONENT)
     models_text = models_file(models)
@@ -89,7 +96,7 @@ def render_bbr(namespace: str, image: str, models: Sequence[tuple[str, Sequence[
             "selector": selector,
             "ports": [
                 {"name": "grpc", "port": BBR_GRPC_PORT, "targetPort": BBR_GRPC_PORT, "protocol": "TCP",
-                 "appProtocol": "http2"},
+                 "appProtocol": app_protocol},
                 {"name": "grpc-health", "port": BBR_HEALTH_PORT, "targetPort": BBR_HEALTH_PORT, "protocol": "TCP"},
             ],
         },

@@ -3,7 +3,9 @@
 These are the failures the rendering checklist (deployment.md §7) lists from upstream: a pool selector that matches
 no pod ("no healthy upstream"), a targetPort no container listens on, an endpointPickerRef to a missing Service or
 port, an EPP Service that routes to the wrong container port, a route to a pool that does not exist. CEL rules of
-the CRDs that matter here (unique targetPorts, the port required for a Service reference) are checked too.
+the CRDs that matter here (unique targetPorts, the port required for a Service reference) are checked too, and so is
+the transport between each Gateway and its pools' pickers: a picker serving TLS behind a gateway that speaks cleartext
+to it (or the reverse) is Accepted everywhere and fails every request (`inferplane.deploy.transport`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from inferplane.deploy.providers import provider_for
+from inferplane.deploy.transport import DEFAULT, H2C, Transport, epp_host, serves_tls
 
 Manifest = dict[str, Any]
 
@@ -109,6 +114,7 @@ def crosscheck(manifests: list[Manifest]) -> list[str]:
                         f"(it listens on {sorted(t.ports) or 'no declared port'})"
                     )
         problems += _check_epp_ref(name, spec.get("endpointPickerRef"), services, templates)
+        problems += _check_epp_transport(name, spec.get("endpointPickerRef"), manifests)
 
     for route in _by_kind(manifests, "HTTPRoute").values():
         gateways = _by_kind(manifests, "Gateway")
@@ -148,3 +154,57 @@ def _check_epp_ref(
     if epp and not any(t.ports.get(target) == "grpc" or target == "grpc" for t in epp):
         return [f"InferencePool/{pool}: Service/{ref['name']} port {number} targets {target}, not the EPP's gRPC port"]
     return []
+
+
+def _transports(manifests: list[Manifest]) -> dict[str, Transport]:
+    """gateway class → what that gateway implementation speaks to an ext_proc server."""
+    out = {}
+    for gw in _by_kind(manifests, "Gateway").values():
+        klass = gw["spec"].get("gatewayClassName", "")
+        provider = provider_for("kubernetes", klass)
+        out[klass] = provider.transport if provider is not None else DEFAULT
+    return out
+
+
+def _check_epp_transport(pool: str, ref: dict[str, Any] | None, manifests: list[Manifest]) -> list[str]:
+    if ref is None or ref.get("kind", "Service") != "Service" or "port" not in ref:
+        return []  # reported by _check_epp_ref
+    svc = _by_kind(manifests, "Service").get(ref["name"])
+    if svc is None:
+        return []
+    port = next((p for p in svc["spec"]["ports"] if p["port"] == ref["port"]["number"]), None)
+    selector = svc["spec"].get("selector") or {}
+    pickers = [
+        c
+        for m in manifests
+        if m["kind"] == "Deployment" and _matches(selector, m["spec"]["template"]["metadata"].get("labels", {}))
+        for c in m["spec"]["template"]["spec"]["containers"]
+        if c.get("args", [])[:1] == ["epp"]
+    ]
+    if port is None or not pickers:
+        return []
+    tls = serves_tls(pickers[0]["args"])
+    said = "serves TLS" if tls else "serves cleartext HTTP/2"
+    host = epp_host(svc["metadata"]["name"], svc["metadata"]["namespace"])
+    rules = [r for r in _by_kind(manifests, "DestinationRule").values() if r["spec"].get("host") == host]
+    problems = []
+    if tls and port.get("appProtocol") == H2C:
+        problems.append(f"InferencePool/{pool}: the endpoint picker {said} but Service/{ref['name']} port "
+                        f"{port['port']} says appProtocol {H2C} (cleartext)")  # fmt: skip
+    for klass, transport in _transports(manifests).items():
+        if tls != transport.epp_tls:
+            speaks = "TLS" if transport.epp_tls else "cleartext"
+            problems.append(f"InferencePool/{pool}: the endpoint picker {said} but gateway class {klass!r} speaks "
+                            f"{speaks} to it (--secure-serving {str(transport.epp_tls).lower()})")  # fmt: skip
+        elif port.get("appProtocol") != transport.epp_app_protocol:
+            problems.append(f"InferencePool/{pool}: Service/{ref['name']} port {port['port']} has appProtocol "
+                            f"{port.get('appProtocol')!r}; gateway class {klass!r} needs "
+                            f"{transport.epp_app_protocol!r} for a picker that {said}")  # fmt: skip
+        if transport.epp_destination_rule and tls:
+            modes = [r["spec"].get("trafficPolicy", {}).get("tls", {}).get("mode") for r in rules]
+            if "SIMPLE" not in modes:
+                problems.append(
+                    f"InferencePool/{pool}: the endpoint picker {said} but no DestinationRule for {host} has "
+                    f"tls.mode SIMPLE, so gateway class {klass!r} would speak cleartext to it"
+                )
+    return problems

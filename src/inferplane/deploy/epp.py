@@ -18,6 +18,7 @@ from inferplane.deploy.common import (
     selector_labels,
 )
 from inferplane.deploy.plan import EPP_GRPC_PORT, EPP_HEALTH_PORT, EPP_METRICS_PORT, PoolPlan
+from inferplane.deploy.transport import HTTP2, SECURE_SERVING_FLAG
 
 COMPONENT = "endpoint-picker"
 CONFIG_KEY = "epp-config.yaml"
@@ -47,12 +48,9 @@ def epp_labels(pool: PoolPlan) -> dict[str, str]:
 def epp_args(pool: PoolPlan, namespace: str, secure_serving: bool | None = None) -> list[str]:
     """The container's arguments.
 
-    TLS: with `--discovery kubernetes` the EPP serves TLS on 9002 by default, with a certificate it generates at
-    start (no `--cert-path`), as upstream does; that is what every cluster gateway expects of an EPP: GKE's load
-    balancer speaks TLS to the extension without validating the certificate, the GIE reference Envoy cluster and
-    kgateway/Envoy Gateway use upstream TLS with an empty validation context, and Istio reaches it through a
-    DestinationRule with `tls.mode: SIMPLE` + `insecureSkipVerify` (deployment.md §6). So the default
-    (`secure_serving=None`) renders no flag; True/False render it explicitly for a target that needs otherwise."""
+    `secure_serving` True/False renders `--secure-serving true|false`; None renders no flag, leaving the EPP's own
+    default (TLS with `--discovery kubernetes`). `render` always passes the gateway's choice explicitly
+    (`inferplane.deploy.transport` explains it per gateway implementation)."""
     args = [
         "epp",
         "--pool-name",
@@ -71,13 +69,17 @@ def epp_args(pool: PoolPlan, namespace: str, secure_serving: bool | None = None)
         str(EPP_METRICS_PORT),
     ]
     if secure_serving is not None:
-        args += ["--secure-serving", "true" if secure_serving else "false"]
+        args += [SECURE_SERVING_FLAG, "true" if secure_serving else "false"]
     if uses_kv_events(pool):
         args += ["--kv-events-bind", f"tcp://*:{KV_EVENTS_PORT}"]
     return args
 
 
-def render_epp(pool: PoolPlan, namespace: str, image: str, secure_serving: bool | None = None) -> list[Manifest]:
+def render_epp(
+    pool: PoolPlan, namespace: str, image: str, secure_serving: bool | None = None, app_protocol: str = HTTP2
+) -> list[Manifest]:
+    """`app_protocol` is the EPP Service port's appProtocol, which some gateways (GKE) read to choose TLS or
+    cleartext; it must agree with `secure_serving`."""
     name = pool.epp_name
     labels = epp_labels(pool)
     sa = obj("v1", "ServiceAccount", meta(name, namespace, labels))
@@ -106,7 +108,7 @@ def render_epp(pool: PoolPlan, namespace: str, image: str, secure_serving: bool 
     ]
     service_ports = [
         {"name": "grpc", "port": pool.epp_service_port, "targetPort": EPP_GRPC_PORT, "protocol": "TCP",
-         "appProtocol": "http2"},
+         "appProtocol": app_protocol},
         {"name": "grpc-health", "port": EPP_HEALTH_PORT, "targetPort": EPP_HEALTH_PORT, "protocol": "TCP"},
         {"name": "metrics", "port": EPP_METRICS_PORT, "targetPort": EPP_METRICS_PORT, "protocol": "TCP"},
     ]  # fmt: skip

@@ -3,10 +3,10 @@
 They check structure only — the fields inferplane renders, their types and enums, with unknown fields rejected — and
 are written from the providers' public API references: GKE (`networking.gke.io/v1` HealthCheckPolicy,
 GCPBackendPolicy, GCPRoutingExtension; `monitoring.googleapis.com/v1` PodMonitoring), Istio
-(`networking.istio.io/v1alpha3` EnvoyFilter), Envoy Gateway (`gateway.envoyproxy.io/v1alpha1`
-EnvoyExtensionPolicy), kgateway (`gateway.kgateway.dev/v1alpha1` GatewayExtension, TrafficPolicy) and
-prometheus-operator (`monitoring.coreos.com/v1` PodMonitor, ServiceMonitor). They are a weaker check than a real
-CRD: a field the provider added or renamed would not be caught.
+(`networking.istio.io/v1alpha3` EnvoyFilter, `networking.istio.io/v1beta1` DestinationRule), Envoy Gateway
+(`gateway.envoyproxy.io/v1alpha1` EnvoyExtensionPolicy), kgateway (`gateway.kgateway.dev/v1alpha1`
+GatewayExtension, TrafficPolicy) and prometheus-operator (`monitoring.coreos.com/v1` PodMonitor, ServiceMonitor).
+They are a weaker check than a real CRD: a field the provider added or renamed would not be caught.
 """
 
 from __future__ import annotations
@@ -116,6 +116,48 @@ _KGW_MODE = {
     "responseTrailerMode": s("DEFAULT", "SEND", "SKIP"),
 }
 
+# Istio's DestinationRule TrafficPolicy, as far as inferplane renders it (TLS origination, connection pools).
+_ISTIO_TLS = o(
+    {
+        "mode": s("DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"),
+        "insecureSkipVerify": BOOL,
+        "sni": s(),
+        "caCertificates": s(),
+        "credentialName": s(),
+        "subjectAltNames": arr(s()),
+    },
+    "mode",
+)
+_ISTIO_POOL = o(
+    {
+        "http": o(
+            {
+                "http1MaxPendingRequests": i(0),
+                "http2MaxRequests": i(0),
+                "maxRequestsPerConnection": i(0),
+                "maxRetries": i(0),
+                "idleTimeout": s(pattern=_DURATION),
+                "h2UpgradePolicy": s("DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"),
+                "useClientProtocol": BOOL,
+                "maxConcurrentStreams": i(0),
+            }
+        ),
+        "tcp": o(
+            {
+                "maxConnections": i(0),
+                "connectTimeout": s(pattern=_DURATION),
+                "maxConnectionDuration": s(pattern=_DURATION),
+                "idleTimeout": s(pattern=_DURATION),
+                "tcpKeepalive": OPEN,
+            }
+        ),
+    }
+)
+_ISTIO_TRAFFIC_POLICY = o(
+    {"tls": _ISTIO_TLS, "connectionPool": _ISTIO_POOL, "loadBalancer": OPEN, "outlierDetection": OPEN,
+     "portLevelSettings": arr(OPEN)}
+)  # fmt: skip
+
 _MONITOR_ENDPOINT = {"port": INT_OR_STR, "path": s(), "interval": s(pattern=_DURATION), "scheme": s("http", "https"),
                      "timeout": s(pattern=_DURATION)}  # fmt: skip
 _PROM_ENDPOINT = {"port": s(), "targetPort": INT_OR_STR, "path": s(), "interval": s(pattern=_DURATION),
@@ -215,6 +257,16 @@ SPECS: dict[tuple[str, str], Schema] = {
             ),
         },
         "configPatches",
+    ),
+    ("networking.istio.io/v1beta1", "DestinationRule"): o(
+        {
+            "host": {"type": "string", "minLength": 1},
+            "trafficPolicy": _ISTIO_TRAFFIC_POLICY,
+            "subsets": arr(OPEN),
+            "exportTo": arr(s()),
+            "workloadSelector": o({"matchLabels": STR_MAP}),
+        },
+        "host",
     ),
     ("gateway.envoyproxy.io/v1alpha1", "EnvoyExtensionPolicy"): o(
         {

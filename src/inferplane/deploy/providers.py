@@ -1,4 +1,6 @@
-"""Gateway implementations: how each one is told to call the body-based router, and the GKE pool policies.
+"""Gateway implementations: how each one is told to call the body-based router, the per-pool policies it needs
+(GKE's health check and backend policies, Istio's TLS DestinationRule for the picker) and the transport it speaks to
+both ext_proc servers (`inferplane.deploy.transport`, which says why per implementation).
 
 The Gateway API has no standard way to put an ext_proc server in front of route matching, so every implementation
 has its own resource for it (extproc.md §7). Providers register here by name with the gateway classes that identify
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from inferplane.deploy.bbr import BBR_NAME
 from inferplane.deploy.common import Manifest, base_labels, gateway_ref, meta, obj, pool_ref
 from inferplane.deploy.plan import BBR_GRPC_PORT, PoolPlan, Target
+from inferplane.deploy.transport import ENVOY, GKE, ISTIO, Transport, istio_epp_destination_rule
 from inferplane.errors import UsageError
 
 BbrExtension = Callable[[str, str], list[Manifest]]
@@ -23,7 +26,9 @@ class Provider:
     name: str
     classes: tuple[str, ...]
     bbr_extension: BbrExtension
-    # GKE's load balancer health-checks the pool itself and needs its backend timeout raised for long generations.
+    transport: Transport
+    # GKE's load balancer health-checks the pool itself and needs its backend timeout raised for long generations;
+    # Istio needs a DestinationRule to speak TLS to the pool's picker.
     pool_policies: Callable[[PoolPlan, str], list[Manifest]] | None = None
 
 
@@ -184,10 +189,10 @@ def _kgateway_bbr(gateway: str, namespace: str) -> list[Manifest]:
 PROVIDERS: dict[str, Provider] = {
     p.name: p
     for p in (
-        Provider("gke", ("gke-l7-",), _gke_bbr, _gke_pool_policies),
-        Provider("istio", ("istio",), _istio_bbr),
-        Provider("envoy-gateway", ("eg", "envoy-gateway"), _envoy_gateway_bbr),
-        Provider("kgateway", ("kgateway",), _kgateway_bbr),
+        Provider("gke", ("gke-l7-",), _gke_bbr, GKE, _gke_pool_policies),
+        Provider("istio", ("istio",), _istio_bbr, ISTIO, istio_epp_destination_rule),
+        Provider("envoy-gateway", ("eg", "envoy-gateway"), _envoy_gateway_bbr, ENVOY),
+        Provider("kgateway", ("kgateway",), _kgateway_bbr, ENVOY),
     )
 }
 

@@ -20,6 +20,8 @@ from inferplane.deploy.monitoring import render_monitoring
 from inferplane.deploy.plan import DEFAULT_GKE_GATEWAY_CLASS, RenderOptions, RenderPlan
 from inferplane.deploy.providers import provider_for, require_bbr_provider
 from inferplane.deploy.routing import render_gateway, render_pool, render_route, render_x_resource
+from inferplane.deploy.transport import DEFAULT as DEFAULT_TRANSPORT
+from inferplane.deploy.transport import unknown_class_warning
 from inferplane.errors import UsageError
 
 KIND_ORDER = (
@@ -27,7 +29,8 @@ KIND_ORDER = (
     "Deployment", "LeaderWorkerSet", "Service",
     "InferencePool", "InferenceObjective", "InferenceModelRewrite",
     "Gateway", "HTTPRoute",
-    "HealthCheckPolicy", "GCPBackendPolicy", "GCPRoutingExtension", "EnvoyFilter", "EnvoyExtensionPolicy",
+    "HealthCheckPolicy", "GCPBackendPolicy", "GCPRoutingExtension", "DestinationRule", "EnvoyFilter",
+    "EnvoyExtensionPolicy",
     "GatewayExtension", "TrafficPolicy",
     "PodMonitoring", "PodMonitor", "ServiceMonitor",
 )  # fmt: skip
@@ -73,6 +76,12 @@ def render(plan: RenderPlan, options: RenderOptions) -> Rendered:
     gateway_class = gateway_class_for(plan, options)
     provider = require_bbr_provider(options.target, gateway_class) if plan.needs_bbr else None
     provider = provider or provider_for(options.target, gateway_class)
+    transport = provider.transport if provider is not None else DEFAULT_TRANSPORT
+    warnings = list(plan.warnings)
+    if provider is None:
+        warnings.append(unknown_class_warning(gateway_class))
+    if plan.needs_bbr and transport.bbr_warning:
+        warnings.append(transport.bbr_warning)
     ns = plan.namespace
     out: list[Manifest] = []
     if ns != "default":
@@ -80,7 +89,7 @@ def render(plan: RenderPlan, options: RenderOptions) -> Rendered:
     for ms in plan.model_servers:
         out.append(render_model_server(ms, ns, options.target))
     for pool in plan.pools:
-        out += render_epp(pool, ns, options.image)
+        out += render_epp(pool, ns, options.image, transport.epp_tls, transport.epp_app_protocol)
         out.append(render_pool(pool, ns))
         if provider is not None and provider.pool_policies is not None:
             out += provider.pool_policies(pool, ns)
@@ -91,7 +100,7 @@ def render(plan: RenderPlan, options: RenderOptions) -> Rendered:
     out += [render_route(r, ns) for r in plan.routes]
     if plan.needs_bbr:
         assert provider is not None  # require_bbr_provider raised otherwise
-        out += render_bbr(ns, options.image, plan.bbr_models)
+        out += render_bbr(ns, options.image, plan.bbr_models, transport.bbr_app_protocol)
         for gw in gateways:
             out += provider.bbr_extension(gw["metadata"]["name"], ns)
     out += render_monitoring(options.target, ns, plan.pools, plan.model_servers)
@@ -99,7 +108,7 @@ def render(plan: RenderPlan, options: RenderOptions) -> Rendered:
         manifests=order(out),
         gateway_class=gateway_class,
         provider=provider.name if provider else None,
-        warnings=list(plan.warnings),
+        warnings=warnings,
         secrets=_secrets(plan),
     )
 

@@ -211,7 +211,7 @@ def check_options(options: RuntimeOptions) -> None:
         try:
             load_profile(options.profile)
         except InferplaneError as exc:
-            raise UsageError(f"--profile: {exc}", hint=exc.hint) from None
+            raise UsageError(f"--profile: {exc.message}", hint=exc.hint) from None
     if options.epp_config_override is not None:
         resources.check_epp_override(options.epp_config_override)
 

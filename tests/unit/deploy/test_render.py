@@ -56,6 +56,7 @@ def test_endpoint_picker_objects() -> None:
     assert c["args"] == [
         "epp", "--pool-name", "qwen-pool", "--pool-namespace", "llm", "--config-file", "/config/epp-config.yaml",
         "--discovery", "kubernetes", "--grpc-port", "9002", "--grpc-health-port", "9003", "--metrics-port", "9090",
+        "--secure-serving", "true",
     ]  # fmt: skip
     assert c["livenessProbe"]["grpc"] == {"port": 9003, "service": "liveness"}
     assert c["readinessProbe"]["grpc"] == {"port": 9003, "service": "readiness"}

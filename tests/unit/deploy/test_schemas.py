@@ -25,7 +25,7 @@ from tests.unit.deploy.conftest import options, plan, pool, route, server
 
 HAND_WRITTEN = {
     "HealthCheckPolicy", "GCPBackendPolicy", "GCPRoutingExtension", "PodMonitoring", "PodMonitor",
-    "ServiceMonitor", "EnvoyFilter", "EnvoyExtensionPolicy", "GatewayExtension", "TrafficPolicy",
+    "ServiceMonitor", "EnvoyFilter", "EnvoyExtensionPolicy", "GatewayExtension", "TrafficPolicy", "DestinationRule",
 }  # fmt: skip
 
 
@@ -105,6 +105,11 @@ def _first(manifests: list[dict], kind: str) -> dict:
         ("ConfigMap", lambda m: m["metadata"]["labels"].update(bad="not a label value!"), "ObjectMeta",
          "does not match"),
         ("InferenceObjective", lambda m: m["spec"].update(priority="high"), "CRD gie", "is not of type 'integer'"),
+        ("DestinationRule", lambda m: m["spec"]["trafficPolicy"]["tls"].update(mode="TLS"), "hand-written",
+         "is not one of"),
+        ("DestinationRule", lambda m: m["spec"]["trafficPolicy"]["connectionPool"]["tcp"].update(connectTimeout=900),
+         "hand-written", "is not of type 'string'"),
+        ("DestinationRule", lambda m: m["spec"].pop("host"), "hand-written", "'host' is a required"),
     ],
 )  # fmt: skip
 def test_schemas_catch_mistakes(validator: ManifestValidator, kind, mutate, schema: str, message: str) -> None:

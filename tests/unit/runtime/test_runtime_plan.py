@@ -366,8 +366,8 @@ def test_find_state_by_name_or_the_only_one(tmp_path: Path) -> None:
         s.prepare()
         s.write_json(s.plan_file, {"name": name})
     assert find_state("b", tmp_path).path == tmp_path / "b"
-    with pytest.raises(InferplaneError, match="several deployments"):
-        find_state(None, tmp_path)
+    with pytest.raises(InferplaneError, match=r"no deployment is running .*\(stopped: a, b\)"):
+        find_state(None, tmp_path)  # neither has a live `up` (test_runtime_cli_checks covers running ones)
     with pytest.raises(InferplaneError, match="no deployment named 'c'"):
         find_state("c", tmp_path)
     os.remove(tmp_path / "a" / "plan.json")
