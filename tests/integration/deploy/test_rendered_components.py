@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import ssl
 import urllib.request
 from pathlib import Path
 
@@ -50,6 +52,17 @@ def series(url: str, name: str) -> list[float]:
     with urllib.request.urlopen(url, timeout=2) as resp:
         lines = resp.read().decode().splitlines()
     return [float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith((name + " ", name + "{"))]
+
+
+def tls_alpn(host: str, port: int) -> str | None:
+    """A TLS handshake as a gateway makes it to the picker (no certificate verification, ALPN h2): the protocol
+    agreed, or an ssl.SSLError when the port does not speak TLS."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2"])
+    with socket.create_connection((host, port), timeout=5) as raw, context.wrap_socket(raw) as tls:
+        return tls.selected_alpn_protocol()
 
 
 def start_rendered_sim(container: dict, port: int, procs: list[Proc]) -> Proc:
@@ -133,6 +146,9 @@ async def test_rendered_endpoint_picker_discovers_the_pods(procs: list[Proc], tm
 
         # Discovered through the fake API server, then scraped for real: the pool has one ready endpoint.
         await until("inference_pool_ready_pods", [1.0], 60)
+        # As rendered (for Istio, whose DestinationRule originates TLS), the ext_proc port speaks TLS with HTTP/2.
+        assert args[args.index("--secure-serving") + 1] == "true"
+        assert await asyncio.to_thread(tls_alpn, LOOPBACK, grpc) == "h2"
         await until("inference_pool_per_pod_queue_size", [0.0], 10)
         # The pod turns unready: the picker drains it (no endpoint left at all).
         await api.put(pods, pod("decode-0", labels, LOOPBACK, ready=False, ns=ns))

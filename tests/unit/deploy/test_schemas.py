@@ -105,11 +105,6 @@ def _first(manifests: list[dict], kind: str) -> dict:
         ("ConfigMap", lambda m: m["metadata"]["labels"].update(bad="not a label value!"), "ObjectMeta",
          "does not match"),
         ("InferenceObjective", lambda m: m["spec"].update(priority="high"), "CRD gie", "is not of type 'integer'"),
-        ("DestinationRule", lambda m: m["spec"]["trafficPolicy"]["tls"].update(mode="TLS"), "hand-written",
-         "is not one of"),
-        ("DestinationRule", lambda m: m["spec"]["trafficPolicy"]["connectionPool"]["tcp"].update(connectTimeout=900),
-         "hand-written", "is not of type 'string'"),
-        ("DestinationRule", lambda m: m["spec"].pop("host"), "hand-written", "'host' is a required"),
     ],
 )  # fmt: skip
 def test_schemas_catch_mistakes(validator: ManifestValidator, kind, mutate, schema: str, message: str) -> None:
@@ -129,6 +124,27 @@ def test_hand_schemas_for_other_gateways_catch_mistakes(validator: ManifestValid
     traffic = _first(everything("kubernetes", "kgateway"), "TrafficPolicy")
     traffic["spec"]["extProc"]["processingMode"]["requestBodyMode"] = "FullDuplexStreamed"
     assert validator.validate(traffic)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda m: m["spec"]["trafficPolicy"]["tls"].update(mode="TLS"), "is not one of"),
+        (lambda m: m["spec"]["trafficPolicy"]["tls"].update(insecureSkipVerify="yes"), "is not of type 'boolean'"),
+        (lambda m: m["spec"]["trafficPolicy"]["connectionPool"]["tcp"].update(connectTimeout=900),
+         "is not of type 'string'"),
+        (lambda m: m["spec"]["trafficPolicy"]["connectionPool"]["http"].update(idleTimeout="15 minutes"),
+         "does not match"),
+        (lambda m: m["spec"]["trafficPolicy"].update(tlsSettings={}), "was unexpected"),
+        (lambda m: m["spec"].pop("host"), "'host' is a required"),
+    ],
+)  # fmt: skip
+def test_istio_destination_rule_schema_catches_mistakes(validator: ManifestValidator, mutate, message: str) -> None:
+    rule = _first(everything("kubernetes", "istio"), "DestinationRule")
+    assert validator.validate(rule) == []
+    mutate(rule)
+    problems = validator.validate(rule)
+    assert any(p.schema == "hand-written" and message in p.message for p in problems), problems
 
 
 def test_unknown_kind_is_reported_when_coverage_is_required(validator: ManifestValidator) -> None:
