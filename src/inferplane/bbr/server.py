@@ -1,5 +1,6 @@
 """The body-based router process: the ext_proc gRPC server and a gRPC health server on its own port (upstream BBR
-uses 9004 and 9005)."""
+uses 9004 and 9005). The ext_proc port serves TLS when given a certificate (`--secure-serving`, as upstream's router
+does); the health port stays plaintext, because kubelet's gRPC probes do not speak TLS."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from inferplane.bbr.extproc import BbrServicer, add_to_server
 from inferplane.bbr.routing import BaseModels
+from inferplane.epp.tls import ServingCert
 from inferplane.errors import InferplaneError
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,8 @@ class BbrOptions:
     health_port: int | None = 9005
     bind: str = "0.0.0.0"
     models: BaseModels = field(default_factory=BaseModels)
+    # TLS on the ext_proc port; None serves cleartext HTTP/2 (the local runtime's Envoy on loopback)
+    serving_cert: ServingCert | None = None
 
 
 class BbrServer:
@@ -42,10 +46,19 @@ class BbrServer:
         self.health_port = 0
         self._servers: list[grpc.aio.Server] = []
 
-    def _listen(self, server: grpc.aio.Server, port: int) -> int:
+    @property
+    def scheme(self) -> str:
+        """How the ext_proc port is reached: `grpcs` (TLS) or `grpc` (cleartext HTTP/2)."""
+        return "grpcs" if self.opts.serving_cert is not None else "grpc"
+
+    def _listen(self, server: grpc.aio.Server, port: int, cert: ServingCert | None = None) -> int:
         address = f"{self.opts.bind}:{port}"
         try:
-            bound = server.add_insecure_port(address)
+            if cert is not None:
+                creds = grpc.ssl_server_credentials([(cert.key_pem, cert.cert_pem)])
+                bound = server.add_secure_port(address, creds)
+            else:
+                bound = server.add_insecure_port(address)
         except (RuntimeError, OSError) as exc:
             raise InferplaneError(f"cannot listen on {address}: {exc}", hint="is another process using it?") from None
         if bound == 0:
@@ -58,7 +71,7 @@ class BbrServer:
         main = grpc.aio.server(options=GRPC_OPTIONS)
         add_to_server(BbrServicer(self.opts.models), main)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, main)  # Envoy may health-check the ext_proc port
-        self.port = self._listen(main, self.opts.port)
+        self.port = self._listen(main, self.opts.port, self.opts.serving_cert)
         self._servers.append(main)
         if self.opts.health_port is not None:
             side = grpc.aio.server(options=GRPC_OPTIONS)
@@ -68,8 +81,8 @@ class BbrServer:
         for server in self._servers:
             await server.start()
         log.debug(  # `inferplane bbr` prints the same as its one start-up line
-            "body-based router: ext_proc %s:%d, health %s, %d known models",
-            self.opts.bind, self.port, self.health_port or "-", len(self.opts.models),
+            "body-based router: ext_proc %s://%s:%d, health %s, %d known models",
+            self.scheme, self.opts.bind, self.port, self.health_port or "-", len(self.opts.models),
         )  # fmt: skip
 
     async def wait(self) -> None:

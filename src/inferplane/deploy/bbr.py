@@ -1,9 +1,9 @@
 """The body-based router (pattern 2): ConfigMap, Deployment and Service running `inferplane bbr` (ports 9004/9005).
 
-The router serves cleartext HTTP/2 only; the Service port's appProtocol says so in each gateway's terms
-(`inferplane.deploy.transport`). The ConfigMap holds the `--models-file` list of base models and their LoRA
-adapters, from which the router sets `X-Gateway-Base-Model-Name` (upstream BBR reads the same data from ConfigMaps it
-watches).
+Whether the router serves TLS (`--secure-serving`, rendered explicitly), the Service port's appProtocol and Istio's
+DestinationRule for it follow the gateway implementation (`inferplane.deploy.transport`, which says why). The
+ConfigMap holds the `--models-file` list of base models and their LoRA adapters, from which the router sets
+`X-Gateway-Base-Model-Name` (upstream BBR reads the same data from ConfigMaps it watches).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import yaml
 from inferplane.deploy.common import Manifest, base_labels, meta, obj, selector_labels
 from inferplane.deploy.epp import RESTRICTED_SECURITY_CONTEXT
 from inferplane.deploy.plan import BBR_GRPC_PORT, BBR_HEALTH_PORT
-from inferplane.deploy.transport import H2C
+from inferplane.deploy.transport import SECURE_SERVING_FLAG, Transport, istio_tls_destination_rule
 
 BBR_NAME = "body-based-router"
 COMPONENT = "body-based-router"
@@ -26,10 +26,10 @@ MODELS_KEY = "models.yaml"
 CONFIG_DIR = "/config"
 
 
-def bbr_args() -> list[str]:
+def bbr_args(tls: bool) -> list[str]:
     return [
         "bbr", "--grpc-port", str(BBR_GRPC_PORT), "--grpc-health-port", str(BBR_HEALTH_PORT),
-        "--models-file", f"{CONFIG_DIR}/{MODELS_KEY}",
+        "--models-file", f"{CONFIG_DIR}/{MODELS_KEY}", SECURE_SERVING_FLAG, str(tls).lower(),
     ]  # fmt: skip
 
 
@@ -39,10 +39,10 @@ def models_file(models: Sequence[tuple[str, Sequence[str]]]) -> str:
 
 
 def render_bbr(
-    namespace: str, image: str, models: Sequence[tuple[str, Sequence[str]]] = (), app_protocol: str = H2C
+    namespace: str, image: str, transport: Transport, models: Sequence[tuple[str, Sequence[str]]] = ()
 ) -> list[Manifest]:
-    """`app_protocol` is the gRPC Service port's appProtocol: the router serves cleartext HTTP/2, and how a gateway
-    is told so differs (`inferplane.deploy.transport`)."""
+    """The router's objects for a gateway that speaks `transport` to it: TLS or cleartext, the gRPC Service port's
+    appProtocol, and Istio's DestinationRule where the gateway needs one to originate TLS."""
     labels = base_labels(BBR_NAME, COMPONENT)
     selector = selector_labels(BBR_NAME, COMPONENT)
     models_text = models_file(models)
@@ -51,7 +51,7 @@ def render_bbr(
         "name": "bbr",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
-        "args": bbr_args(),
+        "args": bbr_args(transport.bbr_tls),
         "ports": [
             {"name": "grpc", "containerPort": BBR_GRPC_PORT, "protocol": "TCP"},
             {"name": "grpc-health", "containerPort": BBR_HEALTH_PORT, "protocol": "TCP"},
@@ -96,9 +96,12 @@ def render_bbr(
             "selector": selector,
             "ports": [
                 {"name": "grpc", "port": BBR_GRPC_PORT, "targetPort": BBR_GRPC_PORT, "protocol": "TCP",
-                 "appProtocol": app_protocol},
+                 "appProtocol": transport.bbr_app_protocol},
                 {"name": "grpc-health", "port": BBR_HEALTH_PORT, "targetPort": BBR_HEALTH_PORT, "protocol": "TCP"},
             ],
         },
     )  # fmt: skip
-    return [config, deployment, service]
+    out = [config, deployment, service]
+    if transport.bbr_destination_rule and transport.bbr_tls:
+        out.append(istio_tls_destination_rule(BBR_NAME, namespace, COMPONENT))
+    return out

@@ -4,8 +4,9 @@ These are the failures the rendering checklist (deployment.md §7) lists from up
 no pod ("no healthy upstream"), a targetPort no container listens on, an endpointPickerRef to a missing Service or
 port, an EPP Service that routes to the wrong container port, a route to a pool that does not exist. CEL rules of
 the CRDs that matter here (unique targetPorts, the port required for a Service reference) are checked too, and so is
-the transport between each Gateway and its pools' pickers: a picker serving TLS behind a gateway that speaks cleartext
-to it (or the reverse) is Accepted everywhere and fails every request (`inferplane.deploy.transport`).
+the transport between each Gateway and its pools' pickers and the body-based router: an ext_proc server serving TLS
+behind a gateway that speaks cleartext to it (or the reverse) is Accepted everywhere and fails every request
+(`inferplane.deploy.transport`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inferplane.deploy.providers import provider_for
-from inferplane.deploy.transport import DEFAULT, H2C, Transport, epp_host, serves_tls
+from inferplane.deploy.transport import DEFAULT, H2C, Transport, bbr_serves_tls, serves_tls, service_host
 
 Manifest = dict[str, Any]
 
@@ -116,6 +117,8 @@ def crosscheck(manifests: list[Manifest]) -> list[str]:
         problems += _check_epp_ref(name, spec.get("endpointPickerRef"), services, templates)
         problems += _check_epp_transport(name, spec.get("endpointPickerRef"), manifests)
 
+    problems += _check_bbr_transport(manifests)
+
     for route in _by_kind(manifests, "HTTPRoute").values():
         gateways = _by_kind(manifests, "Gateway")
         for parent in route["spec"].get("parentRefs", []):
@@ -185,8 +188,7 @@ def _check_epp_transport(pool: str, ref: dict[str, Any] | None, manifests: list[
         return []
     tls = serves_tls(pickers[0]["args"])
     said = "serves TLS" if tls else "serves cleartext HTTP/2"
-    host = epp_host(svc["metadata"]["name"], svc["metadata"]["namespace"])
-    rules = [r for r in _by_kind(manifests, "DestinationRule").values() if r["spec"].get("host") == host]
+    host = service_host(svc["metadata"]["name"], svc["metadata"]["namespace"])
     problems = []
     if tls and port.get("appProtocol") == H2C:
         problems.append(f"InferencePool/{pool}: the endpoint picker {said} but Service/{ref['name']} port "
@@ -200,11 +202,58 @@ def _check_epp_transport(pool: str, ref: dict[str, Any] | None, manifests: list[
             problems.append(f"InferencePool/{pool}: Service/{ref['name']} port {port['port']} has appProtocol "
                             f"{port.get('appProtocol')!r}; gateway class {klass!r} needs "
                             f"{transport.epp_app_protocol!r} for a picker that {said}")  # fmt: skip
-        if transport.epp_destination_rule and tls:
-            modes = [r["spec"].get("trafficPolicy", {}).get("tls", {}).get("mode") for r in rules]
-            if "SIMPLE" not in modes:
-                problems.append(
-                    f"InferencePool/{pool}: the endpoint picker {said} but no DestinationRule for {host} has "
-                    f"tls.mode SIMPLE, so gateway class {klass!r} would speak cleartext to it"
-                )
+        if transport.epp_destination_rule and tls and not _originates_tls(manifests, host):
+            problems.append(
+                f"InferencePool/{pool}: the endpoint picker {said} but no DestinationRule for {host} has "
+                f"tls.mode SIMPLE, so gateway class {klass!r} would speak cleartext to it"
+            )
+    return problems
+
+
+def _originates_tls(manifests: list[Manifest], host: str) -> bool:
+    """Whether a DestinationRule makes Istio speak TLS to `host`."""
+    rules = [r for r in _by_kind(manifests, "DestinationRule").values() if r["spec"].get("host") == host]
+    return any(r["spec"].get("trafficPolicy", {}).get("tls", {}).get("mode") == "SIMPLE" for r in rules)
+
+
+def _check_bbr_transport(manifests: list[Manifest]) -> list[str]:
+    """Each `inferplane bbr` Deployment against its Service's gRPC port and every rendered gateway."""
+    problems = []
+    transports = _transports(manifests)
+    for m in manifests:
+        if m["kind"] != "Deployment":
+            continue
+        template = m["spec"]["template"]
+        routers = [c for c in template["spec"]["containers"] if c.get("args", [])[:1] == ["bbr"]]
+        if not routers:
+            continue
+        grpc_ports = {p["containerPort"] for c in routers for p in c.get("ports", []) if p.get("name") == "grpc"}
+        tls = bbr_serves_tls(routers[0]["args"])
+        said = "serves TLS" if tls else "serves cleartext HTTP/2"
+        for svc in _by_kind(manifests, "Service").values():
+            if not _matches(svc["spec"].get("selector") or {}, template["metadata"].get("labels", {})):
+                continue
+            for port in svc["spec"]["ports"]:
+                target = port.get("targetPort", port["port"])
+                if target not in grpc_ports and target != "grpc":
+                    continue
+                name = f"Service/{svc['metadata']['name']} port {port['port']}"
+                protocol = port.get("appProtocol")
+                host = service_host(svc["metadata"]["name"], svc["metadata"]["namespace"])
+                if tls and protocol == H2C:
+                    problems.append(f"{_ref(m)}: the body-based router {said} but {name} says appProtocol {H2C} "
+                                    "(cleartext)")  # fmt: skip
+                for klass, transport in transports.items():
+                    if tls != transport.bbr_tls:
+                        speaks = "TLS" if transport.bbr_tls else "cleartext"
+                        problems.append(f"{_ref(m)}: the body-based router {said} but gateway class {klass!r} "
+                                        f"speaks {speaks} to it (--secure-serving "
+                                        f"{str(transport.bbr_tls).lower()})")  # fmt: skip
+                    elif protocol != transport.bbr_app_protocol:
+                        problems.append(f"{_ref(m)}: {name} has appProtocol {protocol!r}; gateway class {klass!r} "
+                                        f"needs {transport.bbr_app_protocol!r} for a router that {said}")  # fmt: skip
+                    if transport.bbr_destination_rule and tls and not _originates_tls(manifests, host):
+                        problems.append(f"{_ref(m)}: the body-based router {said} but no DestinationRule for {host} "
+                                        f"has tls.mode SIMPLE, so gateway class {klass!r} would speak cleartext "
+                                        "to it")  # fmt: skip
     return problems

@@ -80,8 +80,6 @@ def render(plan: RenderPlan, options: RenderOptions) -> Rendered:
     warnings = list(plan.warnings)
     if provider is None:
         warnings.append(unknown_class_warning(gateway_class))
-    if plan.needs_bbr and transport.bbr_warning:
-        warnings.append(transport.bbr_warning)
     ns = plan.namespace
     out: list[Manifest] = []
     if ns != "default":
@@ -100,7 +98,7 @@ def render(plan: RenderPlan, options: RenderOptions) -> Rendered:
     out += [render_route(r, ns) for r in plan.routes]
     if plan.needs_bbr:
         assert provider is not None  # require_bbr_provider raised otherwise
-        out += render_bbr(ns, options.image, plan.bbr_models, transport.bbr_app_protocol)
+        out += render_bbr(ns, options.image, transport, plan.bbr_models)
         for gw in gateways:
             out += provider.bbr_extension(gw["metadata"]["name"], ns)
     out += render_monitoring(options.target, ns, plan.pools, plan.model_servers)

@@ -21,15 +21,21 @@ start (epp/tls.py), as upstream does, and every gateway below accepts it without
   not help, as it has no way to skip verification of a self-signed certificate.
 * Any other class: upstream's default (TLS), with a warning that inferplane cannot vouch for that gateway.
 
-Body-based router: `inferplane bbr` serves cleartext HTTP/2 only (bbr/server.py), unlike upstream's BBR, which
-serves TLS. So its Service port says so where the gateway reads it:
-* GKE: `kubernetes.io/h2c` (cleartext HTTP/2); `http2` would make the load balancer speak TLS to it. Upstream
-  pairs a TLS BBR with `HTTP2` instead, so a warning asks the user to check that their GKE version accepts an H2C
-  callout backend.
-* Istio: `http2`, which Istio reads as HTTP/2 without TLS unless a DestinationRule says otherwise; no DestinationRule
-  is rendered, so Istio's automatic mTLS still applies when the router's pod has a sidecar.
-* Envoy Gateway, kgateway and others: `kubernetes.io/h2c`, the Gateway API's name for cleartext HTTP/2 (GEP-1911);
-  their ext_proc clusters to a Service are cleartext unless a TLS policy is attached, and none is rendered.
+Body-based router: `inferplane bbr` serves TLS with a self-signed certificate under `--secure-serving true`
+(bbr/command.py, the picker's TLS code) and cleartext HTTP/2 otherwise; upstream's router serves TLS by default. The
+flag is rendered explicitly (its default, false, is for the local runtime), chosen per gateway, and the Service port's
+appProtocol says the same thing in that gateway's terms:
+* GKE: TLS with `appProtocol: http2`, exactly as upstream pairs them for the GCPRoutingExtension (HTTP/2 over TLS, no
+  certificate validation, as for the picker above).
+* Istio: TLS with a DestinationRule for `body-based-router.<ns>.svc.cluster.local` (`tls.mode: SIMPLE`,
+  `insecureSkipVerify: true`), the object upstream's body-based-routing chart renders for Istio (extproc.md §7), and
+  the same mechanism the picker uses. Cleartext with Istio's automatic mTLS would work only where the router's pod
+  has a sidecar (and would not be encrypted at all without one); TLS + DestinationRule works with or without a mesh
+  and keeps one rule for both ext_proc servers, which the cross-check verifies the same way. `appProtocol: http2`.
+* Envoy Gateway, kgateway and others: cleartext, `appProtocol: kubernetes.io/h2c` (the Gateway API's name for
+  cleartext HTTP/2, GEP-1911). Unlike the picker's, the router's ext_proc cluster is built from a plain Service
+  backendRef (EnvoyExtensionPolicy, GatewayExtension), which is cleartext unless a BackendTLSPolicy is attached, and a
+  BackendTLSPolicy cannot skip verification of the router's self-signed certificate.
 """
 
 from __future__ import annotations
@@ -52,21 +58,23 @@ class Transport:
 
     epp_tls: bool
     epp_app_protocol: str
+    bbr_tls: bool
     bbr_app_protocol: str
-    # Istio: the gateway needs a DestinationRule to originate TLS to the picker.
+    # Istio: the gateway needs a DestinationRule to originate TLS to each ext_proc server that serves TLS.
     epp_destination_rule: bool = False
-    bbr_warning: str | None = None
+    bbr_destination_rule: bool = False
 
 
-GKE_BBR_WARNING = (
-    "the body-based router serves cleartext HTTP/2 (inferplane bbr has no TLS), so its Service port says "
-    f"appProtocol {H2C} and GKE's load balancer calls it without TLS; upstream's router serves TLS behind "
-    "appProtocol HTTP2 instead: check that your GKE version accepts an H2C callout backend"
+GKE = Transport(epp_tls=True, epp_app_protocol=HTTP2, bbr_tls=True, bbr_app_protocol=HTTP2)
+ISTIO = Transport(
+    epp_tls=True,
+    epp_app_protocol=HTTP2,
+    bbr_tls=True,
+    bbr_app_protocol=HTTP2,
+    epp_destination_rule=True,
+    bbr_destination_rule=True,
 )
-
-GKE = Transport(epp_tls=True, epp_app_protocol=HTTP2, bbr_app_protocol=H2C, bbr_warning=GKE_BBR_WARNING)
-ISTIO = Transport(epp_tls=True, epp_app_protocol=HTTP2, bbr_app_protocol=HTTP2, epp_destination_rule=True)
-ENVOY = Transport(epp_tls=True, epp_app_protocol=HTTP2, bbr_app_protocol=H2C)
+ENVOY = Transport(epp_tls=True, epp_app_protocol=HTTP2, bbr_tls=False, bbr_app_protocol=H2C)
 DEFAULT = ENVOY
 
 
@@ -78,55 +86,66 @@ def unknown_class_warning(gateway_class: str) -> str:
     )
 
 
-def epp_host(service: str, namespace: str) -> str:
+def service_host(service: str, namespace: str) -> str:
     return f"{service}.{namespace}.svc.cluster.local"
+
+
+def _last_value(args: Sequence[str], flags: tuple[str, ...]) -> dict[str, str]:
+    """The last value given to each flag, as argparse reads `--flag value` and `--flag=value`."""
+    found: dict[str, str] = {}
+    items = list(args)
+    for i, arg in enumerate(items):
+        for flag in flags:
+            if arg == flag and i + 1 < len(items):
+                found[flag] = items[i + 1]
+            elif arg.startswith(flag + "="):
+                found[flag] = arg.split("=", 1)[1]
+    return found
 
 
 def serves_tls(args: Sequence[str]) -> bool:
     """Whether `inferplane epp` with these arguments serves TLS: `--secure-serving true|false` (also `=value`) when
     given, else true exactly with `--discovery kubernetes` (the rule in epp/command.py)."""
-    value: str | None = None
-    discovery: str | None = None
-    items = list(args)
-    for i, arg in enumerate(items):
-        for flag in (SECURE_SERVING_FLAG, "--discovery"):
-            if arg == flag and i + 1 < len(items):
-                found = items[i + 1]
-            elif arg.startswith(flag + "="):
-                found = arg.split("=", 1)[1]
-            else:
-                continue
-            if flag == SECURE_SERVING_FLAG:
-                value = found
-            else:
-                discovery = found
-    if value is not None:
-        return value == "true"
-    return discovery == "kubernetes"
+    found = _last_value(args, (SECURE_SERVING_FLAG, "--discovery"))
+    if SECURE_SERVING_FLAG in found:
+        return found[SECURE_SERVING_FLAG] == "true"
+    return found.get("--discovery") == "kubernetes"
+
+
+def bbr_serves_tls(args: Sequence[str]) -> bool:
+    """Whether `inferplane bbr` with these arguments serves TLS: `--secure-serving true` (default false, the rule in
+    bbr/command.py)."""
+    return _last_value(args, (SECURE_SERVING_FLAG,)).get(SECURE_SERVING_FLAG) == "true"
+
+
+def istio_tls_destination_rule(
+    service: str, namespace: str, component: str, connection_pool: dict[str, object] | None = None
+) -> Manifest:
+    """TLS origination from Istio's gateway to an ext_proc server's Service, accepting its self-signed certificate."""
+    policy: dict[str, object] = {"tls": {"mode": "SIMPLE", "insecureSkipVerify": True}}
+    if connection_pool is not None:
+        policy["connectionPool"] = connection_pool
+    return obj(
+        ISTIO_API,
+        "DestinationRule",
+        meta(service, namespace, base_labels(service, component)),
+        spec={"host": service_host(service, namespace), "trafficPolicy": policy},
+    )
+
+
+# The llm-d guide's pools for the picker (its `inferencepool.values.yaml`): large limits so a busy gateway never
+# queues on the picker's connection.
+EPP_CONNECTION_POOL: dict[str, object] = {
+    "http": {
+        "http1MaxPendingRequests": 256000,
+        "maxRequestsPerConnection": 256000,
+        "http2MaxRequests": 256000,
+        "idleTimeout": "900s",
+    },
+    "tcp": {"maxConnections": 256000, "maxConnectionDuration": "1800s", "connectTimeout": "900s"},
+}
 
 
 def istio_epp_destination_rule(pool: PoolPlan, namespace: str) -> list[Manifest]:
-    """TLS origination from the Istio gateway to the picker, with the connection pools of the llm-d guide (its
-    `inferencepool.values.yaml`: large limits so a busy gateway never queues on the picker's connection)."""
-    return [
-        obj(
-            ISTIO_API,
-            "DestinationRule",
-            meta(pool.epp_name, namespace, base_labels(pool.epp_name, "endpoint-picker")),
-            spec={
-                "host": epp_host(pool.epp_name, namespace),
-                "trafficPolicy": {
-                    "tls": {"mode": "SIMPLE", "insecureSkipVerify": True},
-                    "connectionPool": {
-                        "http": {
-                            "http1MaxPendingRequests": 256000,
-                            "maxRequestsPerConnection": 256000,
-                            "http2MaxRequests": 256000,
-                            "idleTimeout": "900s",
-                        },
-                        "tcp": {"maxConnections": 256000, "maxConnectionDuration": "1800s", "connectTimeout": "900s"},
-                    },
-                },
-            },
-        )
-    ]
+    """TLS origination from the Istio gateway to the picker, with the connection pools of the llm-d guide."""
+    return [istio_tls_destination_rule(pool.epp_name, namespace, "endpoint-picker", EPP_CONNECTION_POOL)]

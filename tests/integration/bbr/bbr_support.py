@@ -27,14 +27,14 @@ def serving(port: int, service: str = "") -> bool:
         return False
 
 
-def start_bbr(workdir: Path) -> tuple[Proc, int, int]:
-    """(process, ext_proc port, health port), ready."""
+def start_bbr(workdir: Path, *extra: str) -> tuple[Proc, int, int]:
+    """(process, ext_proc port, health port), ready; `extra` arguments are appended (e.g. `--secure-serving true`)."""
     models = workdir / "models.yaml"
     models.write_text(MODELS_YAML)
     port, health_port = free_ports(2)
     proc = Proc(
         [*INFERPLANE, "bbr", "--port", str(port), "--health-port", str(health_port), "--bind", "127.0.0.1",
-         "--models-file", str(models)]
+         "--models-file", str(models), *extra]
     )  # fmt: skip
     try:
         proc.wait_ready(lambda: serving(health_port), timeout=30, what="bbr gRPC health")

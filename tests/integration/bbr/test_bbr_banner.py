@@ -1,4 +1,4 @@
-"""`inferplane bbr --port 0`: the one start-up line says which ports were bound, and they serve."""
+"""`inferplane bbr --port 0`: the one start-up line says the scheme and which ports were bound, and they serve."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from inferplane.net import wait_until
 from tests.integration.bbr.bbr_support import MODELS_YAML, serving
 from tests.support.procs import INFERPLANE, Proc
 
-BANNER = re.compile(r"inferplane bbr: ext_proc 127\.0\.0\.1:(\d+) health (\d+) models \d+")
+BANNER = re.compile(r"inferplane bbr: ext_proc grpc://127\.0\.0\.1:(\d+) health (\d+) models \d+")
 
 
 def test_port_zero_prints_the_bound_ports(tmp_path: Path, procs: list[Proc]) -> None:

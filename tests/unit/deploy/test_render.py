@@ -309,6 +309,7 @@ def test_empty_plan_renders_nothing_but_is_valid() -> None:
 def test_container_args_parse_with_the_real_commands(tmp_path) -> None:
     """The args in the EPP and BBR Deployments are accepted by `inferplane epp` / `inferplane bbr` themselves, and
     the BBR models file they point at loads."""
+    from inferplane.bbr import command as bbr_command
     from inferplane.bbr.routing import BaseModels
     from inferplane.cli import build_parser
 
@@ -321,6 +322,9 @@ def test_container_args_parse_with_the_real_commands(tmp_path) -> None:
     bbr_args = container(by(out, "Deployment", "body-based-router"))["args"]
     ns = build_parser("bbr").parse_args(bbr_args)
     assert (ns.port, ns.health_port) == (9004, 9005)
+    # GKE (options() targets it) calls the router over TLS; `inferplane bbr` then makes its certificate at start
+    assert ns.secure_serving == "true"
+    assert bbr_command.serving_cert_for(ns) is not None
     models = tmp_path / "models.yaml"
     models.write_text(by(out, "ConfigMap", "body-based-router")["data"]["models.yaml"])
     assert BaseModels.load(models).base_of("sql-lora") == "Qwen/Qwen3-0.6B"
