@@ -8,47 +8,46 @@
 
 All spawning happens on the monitor thread, which lives as long as the supervisor: PR_SET_PDEATHSIG fires when the
 spawning thread exits, so children die with supervision rather than with whichever thread called `start()`.
+
+This module is the control loop; the units it moves between phases are in `units`, the endpoint announcements in
+`ready_endpoints`, and the event records in `supervisor_events` (the names are re-exported here).
 """
 
 from __future__ import annotations
 
-import enum
-import logging
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from inferplane.errors import InferplaneError
 from inferplane.runtime.components import ComponentSpec, RestartPolicy, Stage
 from inferplane.runtime.logtail import log_excerpt
 from inferplane.runtime.probes import is_ready
 from inferplane.runtime.procs import Guardian, signal_group, spawn
+from inferplane.runtime.ready_endpoints import EndpointsCallback, PoolEndpoints, ReadyEndpoints
 from inferplane.runtime.state import StateDir
+from inferplane.runtime.supervisor_events import EventCallback, EventRecorder
+from inferplane.runtime.units import Member, Phase, Unit, backoff_delay, group_units
 
-log = logging.getLogger(__name__)
-
-PoolEndpoints = dict[str, list[ComponentSpec]]
-EndpointsCallback = Callable[[PoolEndpoints], None]
-EventCallback = Callable[[str, str], None]
+__all__ = [
+    "EndpointsCallback",
+    "EventCallback",
+    "Member",
+    "Phase",
+    "PoolEndpoints",
+    "StartupError",
+    "Supervisor",
+    "SupervisorOptions",
+    "Unit",
+]
 
 
 class StartupError(InferplaneError):
     """A component exited or never became ready while the deployment was starting."""
-
-
-class Phase(enum.StrEnum):
-    PENDING = "pending"
-    STARTING = "starting"
-    READY = "ready"
-    TERMINATING = "terminating"  # being torn down before a group recreation
-    BACKOFF = "backoff"
-    FAILED = "failed"
-    STOPPED = "stopped"
 
 
 @dataclass
@@ -61,51 +60,6 @@ class SupervisorOptions:
     recreate_grace: float = 2.0
     probe_interval: float = 0.1
     tick: float = 0.05
-
-
-@dataclass
-class Member:
-    spec: ComponentSpec
-    popen: subprocess.Popen[bytes] | None = None
-    ready: bool = False
-    last_exit: int | None = None
-    next_probe: float = 0.0
-    log: IO[bytes] | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self.popen.pid if self.popen else None
-
-    def exited(self) -> bool:
-        return self.popen is not None and self.popen.poll() is not None
-
-
-@dataclass
-class Unit:
-    """What restarts together: one process, or all the pods of one LeaderWorkerSet group."""
-
-    name: str
-    members: list[Member]
-    phase: Phase = Phase.PENDING
-    restarts: int = 0
-    failures: int = 0  # consecutive, for the backoff
-    started_at: float = 0.0
-    ready_at: float = 0.0
-    restart_at: float = 0.0
-    kill_deadline: float = 0.0
-    reason: str = ""
-
-    @property
-    def stage(self) -> Stage:
-        return min(m.spec.stage for m in self.members)
-
-    @property
-    def policy(self) -> RestartPolicy:
-        return self.members[0].spec.restart
-
-    @property
-    def serving(self) -> list[ComponentSpec]:
-        return [m.spec for m in self.members if m.spec.serves]
 
 
 @dataclass
@@ -128,15 +82,11 @@ class Supervisor:
     ) -> None:
         self.state = state
         self.options = options or SupervisorOptions()
-        self._on_endpoints = on_endpoints
-        self._on_service_endpoints = on_service_endpoints
-        self._on_event = on_event
+        self._endpoints = ReadyEndpoints(on_endpoints, on_service_endpoints)
+        self._event = EventRecorder(state, self._log_names, on_event)
         self._base_env = dict(os.environ if base_env is None else base_env)
         self._cwd = cwd
-        units: dict[str, Unit] = {}
-        for spec in specs:
-            units.setdefault(spec.unit, Unit(name=spec.unit, members=[])).members.append(Member(spec))
-        self.units = list(units.values())
+        self.units = group_units(specs)
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._started = threading.Event()
@@ -147,7 +97,6 @@ class Supervisor:
         self._failure = _Failure()
         self._thread: threading.Thread | None = None
         self._guardian: Guardian | None = None
-        self._published: tuple[dict[str, list[str]], dict[str, list[str]]] | None = None
         self.status = "starting"
 
     # ---- public API (any thread) ----
@@ -338,25 +287,29 @@ class Supervisor:
 
     def _schedule_restart(self, u: Unit, now: float) -> None:
         u.failures += 1
-        delay = min(self.options.backoff_base * 2 ** (u.failures - 1), self.options.backoff_max)
+        delay = backoff_delay(u.failures, self.options.backoff_base, self.options.backoff_max)
         u.phase = Phase.BACKOFF
         u.restart_at = now + delay
         self._event(u.name, f"back-off {delay:.1f}s before restart ({u.reason})")
 
     def _reap(self, u: Unit) -> None:
         for m in u.members:
-            if m.popen is not None:
-                # the leader is gone; make sure nothing it forked lingers in its group
-                signal_group(m.popen.pid, signal.SIGKILL)
-                try:
-                    m.popen.wait(timeout=1)
-                except subprocess.TimeoutExpired:
-                    pass
-                if self._guardian is not None:
-                    self._guardian.forget(m.popen.pid)
-            if m.log is not None:
-                m.log.close()
-                m.log = None
+            # the leader is gone; make sure nothing it forked lingers in its group
+            self._kill_member(m, wait=1)
+
+    def _kill_member(self, m: Member, *, wait: float) -> None:
+        """SIGKILL the member's process group, wait up to `wait` seconds for it, stop guarding it, close its log."""
+        if m.popen is not None:
+            signal_group(m.popen.pid, signal.SIGKILL)
+            try:
+                m.popen.wait(timeout=wait)
+            except subprocess.TimeoutExpired:
+                pass
+            if self._guardian is not None:
+                self._guardian.forget(m.popen.pid)
+        if m.log is not None:
+            m.log.close()
+            m.log = None
 
     def _spawn_unit(self, u: Unit) -> None:
         u.phase = Phase.STARTING
@@ -405,27 +358,7 @@ class Supervisor:
             self._event(u.name, f"ready in {took:.1f}s{members}")
 
     def _publish(self) -> None:
-        """The ready serving members of every InferencePool and every plain Service, when a set changed."""
-        pools: PoolEndpoints = {}
-        services: PoolEndpoints = {}
-        for u in self.units:
-            for m in u.members:
-                for table, names in ((pools, m.spec.pools), (services, m.spec.services)):
-                    for name in names:
-                        table.setdefault(name, [])
-                        if m.spec.serves and u.phase == Phase.READY:
-                            table[name].append(m.spec)
-        key = (
-            {p: sorted(s.name for s in specs) for p, specs in pools.items()},
-            {p: sorted(s.name for s in specs) for p, specs in services.items()},
-        )
-        if key == self._published:
-            return
-        previous, self._published = self._published, key
-        if self._on_endpoints is not None and (previous is None or previous[0] != key[0]):
-            self._on_endpoints(pools)
-        if self._on_service_endpoints is not None and (previous is None or previous[1] != key[1]):
-            self._on_service_endpoints(services)
+        self._endpoints.publish(self.units)
 
     def _shutdown(self) -> None:
         """Terminate everything, Envoy first (stop taking traffic), model servers last."""
@@ -442,43 +375,17 @@ class Supervisor:
                     m.popen.wait(timeout=max(0.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     pass
-                signal_group(m.popen.pid, signal.SIGKILL)
-                try:
-                    m.popen.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
-                if self._guardian is not None:
-                    self._guardian.forget(m.popen.pid)
+                self._kill_member(m, wait=2)
                 m.ready = False
-                if m.log is not None:
-                    m.log.close()
-                    m.log = None
         for u in self.units:
             u.phase = Phase.STOPPED
 
-    def _event(self, component: str, message: str, *, to_log: bool = True) -> None:
-        log.info("%s: %s", component, message)
+    def _log_names(self, component: str) -> list[str]:
+        """The processes an event about `component` (a unit or one member) belongs to: all of a unit's members."""
         try:
-            self.state.append_event(component, message)
-            if to_log:
-                self._log_event(component, message)
-        except OSError:
-            pass
-        if self._on_event is not None:
-            self._on_event(component, message)
-
-    def _log_event(self, component: str, message: str) -> None:
-        """The event in the log of each process it is about, between that process's own lines, so `inferplane logs`
-        shows why a process stopped and when it came back (kubectl shows the same in `describe pod`)."""
-        try:
-            names = [m.spec.name for m in self.unit(component).members]
+            return [m.spec.name for m in self.unit(component).members]
         except KeyError:
-            names = [component]
-        line = f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n".encode()
-        for name in names:
-            # O_APPEND: whole lines, even while the process writes to the same file
-            with self.state.log_file(name).open("ab") as f:
-                f.write(line)
+            return [component]
 
     def _save(self) -> None:
         try:
