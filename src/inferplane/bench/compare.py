@@ -32,7 +32,7 @@ from inferplane.bench.command import (
 from inferplane.bench.metrics import Slo
 from inferplane.bench.peers import PeerRouter, resolve_peers
 from inferplane.bench.procs import started
-from inferplane.bench.report import comparison_table, summary_table
+from inferplane.bench.report import comparison_table, files_line, print_summary
 from inferplane.bench.results import RunResult
 from inferplane.bench.runner import run_one, write_outputs
 from inferplane.errors import UsageError
@@ -184,7 +184,7 @@ def run_compare(args: argparse.Namespace, path: Path, console: Console) -> int:
                     )
 
     files = write_outputs(results, out, command_line(), plots=not args.no_plots)
-    console.print(summary_table(results))
+    print_summary(console, results)
     console.print(comparison_table(results))
-    console.print(f"wrote {len(files)} files to {out}/")
+    console.print(files_line(files, out), markup=False)
     return 0 if all(r.summary.successes for r in results) else 1
