@@ -200,6 +200,7 @@ def write_outputs(results: Sequence[RunResult], directory: Path, command: str, p
             written.append(path)
         index = {"runs": [p.name for p in written]}
         (directory / "results.json").write_text(json.dumps(index, indent=1) + "\n")
+        written.insert(0, directory / "results.json")
     pngs = write_plots(results, directory) if plots else []
     (directory / "report.md").write_text(markdown_report(results, pngs, command))
     return [*written, directory / "report.md", *pngs]

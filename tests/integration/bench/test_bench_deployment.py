@@ -65,6 +65,6 @@ def test_compare_schedulers_and_a_peer_on_identical_replicas(tmp_path: Path) -> 
     assert "ratios against round-robin" in done.stdout
     assert "## Comparison" in (out / "report.md").read_text()
     # every file written is listed by path at the end, so it can be opened or copied
-    printed = done.stdout.replace("\n", "")
+    printed = done.stdout
     for name in ("results.json", "report.md", *runs):
         assert str(out / name) in printed, name
