@@ -138,10 +138,11 @@ class EnvoyConfig:
         )
         route: dict[str, Any] = {"cluster": "pool", "timeout": "300s"}
         if self.retries:
-            # a request whose connection was refused (a replica that just died) was never started: retry it,
-            # on the EPP's fallback list first, then the round-robin fallback
+            # a request whose connection was refused or reset before any response (a replica that just died,
+            # possibly on a pooled connection Envoy had not yet seen close) was never answered: retry it, on the
+            # EPP's fallback list first, then the round-robin fallback (same policy as inferplane.gateway.routes)
             route["retry_policy"] = {
-                "retry_on": "connect-failure,refused-stream,reset-before-request",
+                "retry_on": "connect-failure,refused-stream,reset-before-request,reset",
                 "num_retries": self.retries,
                 # a retry goes elsewhere: the picker's fallbacks first, then hosts not tried yet
                 "retry_host_predicate": [

@@ -230,8 +230,13 @@ def build_routes(
         if rewrite.path is not None:
             action.update(_path_rewrite(rewrite.path, entry.match))
     if options.retries > 0:
+        # `reset` as well as the connect failures: a replica killed a moment ago can still have a pooled keep-alive
+        # connection that Envoy reuses before it has read the close, so the request is written and then reset
+        # without a byte of response. No response headers means the client has seen nothing and the dead server's
+        # work is lost anyway, so a retry elsewhere loses nothing; once headers (a stream) have started, Envoy never
+        # retries. Without it, a request sent just after a replica died could get a 503 (seen in CI).
         action["retry_policy"] = {
-            "retry_on": "connect-failure,refused-stream,reset-before-request",
+            "retry_on": "connect-failure,refused-stream,reset-before-request,reset",
             "num_retries": options.retries,
             "retry_host_predicate": [
                 {

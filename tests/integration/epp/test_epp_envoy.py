@@ -192,7 +192,7 @@ def test_killed_replica_stops_receiving_traffic_and_no_unstarted_request_is_lost
     assert epp.metric("inference_extension_scheduler_attempts_total", status="success", port=str(victim)) == attempts
     after = [r for t0, _, r in records if t0 > killed]
     assert len(after) > 20
-    assert all(r.status == 200 for r in after), [r.status for r in after if r.status != 200]
+    assert all(r.status == 200 for r in after), [(r.status, r.body, r.headers) for r in after if r.status != 200]
     assert all(r.port != victim for r in after)
     lost = [(t0, t1) for t0, t1, r in records if r.status != 200]
     assert all(t0 <= killed and t1 >= signalled for t0, t1 in lost), "only requests sent before the kill may fail"
