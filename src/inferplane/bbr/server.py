@@ -12,8 +12,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from inferplane.bbr.extproc import BbrServicer, add_to_server
 from inferplane.bbr.routing import BaseModels
-from inferplane.epp.tls import ServingCert
-from inferplane.errors import InferplaneError
+from inferplane.epp.tls import ServingCert, add_grpc_port
 
 log = logging.getLogger(__name__)
 
@@ -52,18 +51,7 @@ class BbrServer:
         return "grpcs" if self.opts.serving_cert is not None else "grpc"
 
     def _listen(self, server: grpc.aio.Server, port: int, cert: ServingCert | None = None) -> int:
-        address = f"{self.opts.bind}:{port}"
-        try:
-            if cert is not None:
-                creds = grpc.ssl_server_credentials([(cert.key_pem, cert.cert_pem)])
-                bound = server.add_secure_port(address, creds)
-            else:
-                bound = server.add_insecure_port(address)
-        except (RuntimeError, OSError) as exc:
-            raise InferplaneError(f"cannot listen on {address}: {exc}", hint="is another process using it?") from None
-        if bound == 0:
-            raise InferplaneError(f"cannot listen on {address}", hint="is another process using the port?")
-        return int(bound)
+        return add_grpc_port(server, f"{self.opts.bind}:{port}", cert)
 
     async def start(self) -> None:
         for name in ("", EXTPROC_SERVICE, "liveness", "readiness"):

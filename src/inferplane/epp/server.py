@@ -28,7 +28,7 @@ from inferplane.epp.flowcontrol.rewrite import ModelRewriter
 from inferplane.epp.health import EppHealth
 from inferplane.epp.integration import build_admission, build_scheduler_for, kv_event_sink, kv_events_settings
 from inferplane.epp.metrics import EppMetrics
-from inferplane.epp.tls import ServingCert
+from inferplane.epp.tls import ServingCert, add_grpc_port
 from inferplane.errors import InferplaneError
 
 log = logging.getLogger(__name__)
@@ -135,18 +135,7 @@ class EppServer:
             self._sink(hostport, batch)
 
     def _add_port(self, server: grpc.aio.Server, port: int, cert: ServingCert | None = None) -> int:
-        address = f"{self.opts.bind}:{port}"
-        try:
-            if cert is not None:
-                creds = grpc.ssl_server_credentials([(cert.key_pem, cert.cert_pem)])
-                bound = server.add_secure_port(address, creds)
-            else:
-                bound = server.add_insecure_port(address)
-        except (RuntimeError, OSError) as exc:
-            raise InferplaneError(f"cannot listen on {address}: {exc}", hint="is another process using it?") from None
-        if bound == 0:
-            raise InferplaneError(f"cannot listen on {address}", hint="is another process using the port?")
-        return bound
+        return add_grpc_port(server, f"{self.opts.bind}:{port}", cert)
 
     async def start(self) -> None:
         await self.health.start()

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
 
+import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from inferplane.errors import UsageError
+from inferplane.errors import InferplaneError, UsageError
 
 VALIDITY = datetime.timedelta(days=365 * 10)  # upstream's self-signed certificate is valid for ten years
 
@@ -97,3 +98,20 @@ def self_signed(hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> ServingC
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         ),
     )
+
+
+def add_grpc_port(server: grpc.aio.Server, address: str, cert: ServingCert | None = None) -> int:
+    """Listen on `address` with TLS when a certificate is given, cleartext HTTP/2 otherwise; the bound port.
+
+    Shared by the endpoint picker and the body-based router, which serve ext_proc the same way."""
+    try:
+        if cert is not None:
+            creds = grpc.ssl_server_credentials([(cert.key_pem, cert.cert_pem)])
+            bound = server.add_secure_port(address, creds)
+        else:
+            bound = server.add_insecure_port(address)
+    except (RuntimeError, OSError) as exc:
+        raise InferplaneError(f"cannot listen on {address}: {exc}", hint="is another process using it?") from None
+    if bound == 0:
+        raise InferplaneError(f"cannot listen on {address}", hint="is another process using the port?")
+    return int(bound)
