@@ -38,7 +38,7 @@ class EnvoyConfig:
     # TLS to the picker (`inferplane epp --secure-serving true`), accepting any certificate as the GIE reference
     # cluster does (an empty validation context)
     ext_proc_tls: bool = False
-    retries: int = 2
+    retries: int = 4  # as inferplane.gateway.routes.RouteOptions: retries may hit the dead replica again
     extra_listener_filters: list[dict[str, Any]] = field(default_factory=list)
 
     def ext_proc_filter(self) -> dict[str, Any]:

@@ -61,7 +61,10 @@ class RouteOptions:
     """Knobs of the generated routes that are not in the Gateway API."""
 
     default_timeout: str = "0s"  # no timeouts in the rule: LLM responses can stream for minutes; 0s = none
-    retries: int = 2  # retried only when the request never reached a model server (connect failure, refused)
+    # Retried only when no response came back (connect failure, refused, reset before headers). Four, not two: the
+    # first retries can land on the same dead replica (override_host works through the picker's header, then its
+    # metadata, before the round-robin fallback, which may pick it again); connection refusals cost microseconds.
+    retries: int = 4
 
 
 def path_matcher(match: HTTPRouteMatch) -> dict[str, Any]:
