@@ -79,6 +79,18 @@ class EnvoyConfig:
             "type": "STATIC",
             "connect_timeout": "1s",
             "load_assignment": {"cluster_name": "pool", "endpoints": [{"lb_endpoints": lb_endpoints}]},
+            # as inferplane.gateway: one refused connection ejects the replica, so a retry's override_host pick
+            # skips it and the fallback balances over the live ones
+            "outlier_detection": {
+                "split_external_local_origin_errors": True,
+                "consecutive_local_origin_failure": 1,
+                "enforcing_consecutive_local_origin_failure": 100,
+                "consecutive_5xx": 1000000,
+                "consecutive_gateway_failure": 1000000,
+                "interval": "1s",
+                "base_ejection_time": "1s",
+                "max_ejection_percent": 100,
+            },
             "circuit_breakers": {
                 "thresholds": [{"max_connections": 40000, "max_pending_requests": 40000, "max_requests": 40000}]
             },

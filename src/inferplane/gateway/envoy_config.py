@@ -31,6 +31,7 @@ from inferplane.gateway.extproc_config import (
     EXTPROC,
     EXTPROC_OFF,
     any_of,
+    dead_replica_ejection,
     epp_cluster_name,
     extproc_filter,
     extproc_filter_name,
@@ -104,6 +105,7 @@ class _Builder:
         if name not in self.clusters:
             cluster = eds_cluster(name, self.config_dir, self.options.connect_timeout_s)
             cluster["load_balancing_policy"] = override_host_policy()
+            cluster["outlier_detection"] = dead_replica_ejection()
             self.clusters[name] = cluster
             self.eds_endpoints[name] = tuple(target.binding.endpoints)
             epp = epp_cluster_name(target.key)

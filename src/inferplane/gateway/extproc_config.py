@@ -147,3 +147,21 @@ def override_host_policy() -> dict[str, Any]:
             }
         ]
     }
+
+
+def dead_replica_ejection() -> dict[str, Any]:
+    """Outlier detection for a pool cluster: one refused or reset connection (a local-origin failure) ejects the
+    replica at once. Without it, the retries of a request whose picked replica just died can land on the same host
+    again (`override_host` takes the picker's header, then its metadata, before the fallback); ejected hosts are
+    skipped by the override and the fallback alike. HTTP 5xx from a live server never ejects (those thresholds are
+    out of reach): the endpoint picker, not Envoy, judges a replica by its answers."""
+    return {
+        "split_external_local_origin_errors": True,
+        "consecutive_local_origin_failure": 1,
+        "enforcing_consecutive_local_origin_failure": 100,
+        "consecutive_5xx": 1_000_000,
+        "consecutive_gateway_failure": 1_000_000,
+        "interval": "1s",
+        "base_ejection_time": "1s",
+        "max_ejection_percent": 100,
+    }
