@@ -30,37 +30,25 @@ def _gke(name: str, namespace: str, selector: dict[str, str], port: str, compone
 def render_monitoring(
     target: Target, namespace: str, pools: tuple[PoolPlan, ...], servers: tuple[ModelServerPlan, ...]
 ) -> list[Manifest]:
+    # Model servers have no Service (traffic reaches pods through the pool), so prometheus-operator scrapes them
+    # with a PodMonitor; the endpoint picker has one, hence a ServiceMonitor.
+    scraped = [(ms.name, MS_COMPONENT, "http", "PodMonitor", "podMetricsEndpoints") for ms in servers]
+    scraped += [(p.epp_name, EPP_COMPONENT, "metrics", "ServiceMonitor", "endpoints") for p in pools]
     out: list[Manifest] = []
-    for ms in servers:
-        selector = selector_labels(ms.name, MS_COMPONENT)
+    for name, component, port, kind, endpoints_key in scraped:
+        selector = selector_labels(name, component)
         if target == "gke":
-            out.append(_gke(ms.name, namespace, selector, "http", MS_COMPONENT))
-        else:
-            out.append(
-                obj(
-                    "monitoring.coreos.com/v1",
-                    "PodMonitor",
-                    meta(ms.name, namespace, base_labels(ms.name, MS_COMPONENT)),
-                    spec={
-                        "selector": {"matchLabels": selector},
-                        "podMetricsEndpoints": [{"port": "http", "path": "/metrics", "interval": INTERVAL}],
-                    },
-                )
+            out.append(_gke(name, namespace, selector, port, component))
+            continue
+        out.append(
+            obj(
+                "monitoring.coreos.com/v1",
+                kind,
+                meta(name, namespace, base_labels(name, component)),
+                spec={
+                    "selector": {"matchLabels": selector},
+                    endpoints_key: [{"port": port, "path": "/metrics", "interval": INTERVAL}],
+                },
             )
-    for pool in pools:
-        selector = selector_labels(pool.epp_name, EPP_COMPONENT)
-        if target == "gke":
-            out.append(_gke(pool.epp_name, namespace, selector, "metrics", EPP_COMPONENT))
-        else:
-            out.append(
-                obj(
-                    "monitoring.coreos.com/v1",
-                    "ServiceMonitor",
-                    meta(pool.epp_name, namespace, base_labels(pool.epp_name, EPP_COMPONENT)),
-                    spec={
-                        "selector": {"matchLabels": selector},
-                        "endpoints": [{"port": "metrics", "path": "/metrics", "interval": INTERVAL}],
-                    },
-                )
-            )
+        )
     return out
