@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,8 +93,17 @@ class EnvoyConfig:
                 "base_ejection_time": "1s",
                 "max_ejection_percent": 100,
             },
+            # max_retries as in inferplane.gateway.eds: Envoy's default of 3 concurrent retries per cluster fails
+            # the 4th request that meets a just-killed replica at once (upstream_rq_retry_overflow), retry or not
             "circuit_breakers": {
-                "thresholds": [{"max_connections": 40000, "max_pending_requests": 40000, "max_requests": 40000}]
+                "thresholds": [
+                    {
+                        "max_connections": 40000,
+                        "max_pending_requests": 40000,
+                        "max_requests": 40000,
+                        "max_retries": 1024,
+                    }
+                ]
             },
             "load_balancing_policy": {
                 "policies": [
@@ -192,7 +203,14 @@ class EnvoyConfig:
                         }
                     },
                     "circuit_breakers": {
-                        "thresholds": [{"max_connections": 40000, "max_pending_requests": 40000, "max_requests": 40000}]
+                        "thresholds": [
+                            {
+                                "max_connections": 40000,
+                                "max_pending_requests": 40000,
+                                "max_requests": 40000,
+                                "max_retries": 1024,
+                            }
+                        ]
                     },
                     "load_assignment": {
                         "cluster_name": "ext_proc",
@@ -286,6 +304,13 @@ class Envoy:
     def wait_ready(self, timeout: float = 30.0) -> None:
         admin = f"http://{LOOPBACK}:{self.config.admin_port}/ready"
         self.proc.wait_ready(lambda: http_status(admin, timeout=0.5) == 200, timeout, what="Envoy admin /ready")
+
+    def stats(self, prefix: str) -> dict[str, str]:
+        """Admin counters and gauges whose names start with `prefix` (for assertion messages)."""
+        url = f"http://{LOOPBACK}:{self.config.admin_port}/stats?filter=^{re.escape(prefix)}"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            lines = resp.read().decode().splitlines()
+        return dict(line.split(": ", 1) for line in lines if ": " in line)
 
     def stop(self) -> None:
         self.proc.stop()

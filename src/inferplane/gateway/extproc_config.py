@@ -151,10 +151,11 @@ def override_host_policy() -> dict[str, Any]:
 
 def dead_replica_ejection() -> dict[str, Any]:
     """Outlier detection for a pool cluster: one refused or reset connection (a local-origin failure) ejects the
-    replica at once. Without it, the retries of a request whose picked replica just died can land on the same host
-    again (`override_host` takes the picker's header, then its metadata, before the fallback); ejected hosts are
-    skipped by the override and the fallback alike. HTTP 5xx from a live server never ejects (those thresholds are
-    out of reach): the endpoint picker, not Envoy, judges a replica by its answers."""
+    replica at once, so the round-robin fallback (FailOpen, or a retry after the picker's list is used up) stops
+    choosing a replica that just died before the endpoint list catches up. `override_host` itself does not look at
+    health (Envoy 1.40 takes the picker's hosts as listed); retries skip them through the previous-hosts predicate.
+    HTTP 5xx from a live server never ejects (those thresholds are out of reach): the endpoint picker, not Envoy,
+    judges a replica by its answers."""
     return {
         "split_external_local_origin_errors": True,
         "consecutive_local_origin_failure": 1,

@@ -61,9 +61,12 @@ class RouteOptions:
     """Knobs of the generated routes that are not in the Gateway API."""
 
     default_timeout: str = "0s"  # no timeouts in the rule: LLM responses can stream for minutes; 0s = none
-    # Retried only when no response came back (connect failure, refused, reset before headers). Four, not two: the
-    # first retries can land on the same dead replica (override_host works through the picker's header, then its
-    # metadata, before the round-robin fallback, which may pick it again); connection refusals cost microseconds.
+    # Retried only when no response came back (connect failure, refused, reset before headers). override_host tries
+    # the picker's list (read from its metadata and again from its header, so each pick appears twice) before the
+    # round-robin fallback; the previous-hosts predicate skips repeats. Four leaves room for a primary and two
+    # fallbacks that all died; a refused connection costs microseconds. The clusters' max_retries circuit breaker
+    # (gateway.eds) must be far above Envoy's default of 3 concurrent retries, or the 4th request meeting a
+    # just-killed replica fails without a retry (upstream_rq_retry_overflow, seen in CI).
     retries: int = 4
 
 

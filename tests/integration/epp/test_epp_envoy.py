@@ -190,12 +190,12 @@ def test_killed_replica_stops_receiving_traffic_and_no_unstarted_request_is_lost
             f.result()
     killed = kill_at[0]
     assert epp.metric("inference_extension_scheduler_attempts_total", status="success", port=str(victim)) == attempts
-    # Requests sent in the two scrape intervals after the kill can still be routed to the dead replica; Envoy retries
-    # them (connect failure, outlier ejection), but in full-suite CI runs one of them occasionally failed every retry
-    # (closing note of the first session). From two intervals on, nothing may be lost.
-    after = [r for t0, _, r in records if t0 > killed + 0.1]
+    # A request sent after the kill may still be routed to the dead replica (the picker learns of it at the next
+    # scrape); Envoy retries it on the picker's fallbacks, so none of them may be lost.
+    after = [r for t0, _, r in records if t0 > killed]
     assert len(after) > 20
-    assert all(r.status == 200 for r in after), [(r.status, r.body, r.headers) for r in after if r.status != 200]
+    failed = [(r.status, r.body) for r in after if r.status != 200]
+    assert not failed, (failed, envoy.stats("cluster.pool.upstream_rq_retry"))
     assert all(r.port != victim for r in after)
     lost = [(t0, t1) for t0, t1, r in records if r.status != 200]
     assert all(t0 <= killed and t1 >= signalled for t0, t1 in lost), "only requests sent before the kill may fail"

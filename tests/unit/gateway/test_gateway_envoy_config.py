@@ -182,6 +182,9 @@ def test_pool_filter_and_cluster(tmp_path: Path) -> None:
     fallback = policy["typed_config"]["fallback_policy"]["policies"][0]["typed_extension_config"]["name"]
     assert fallback == "envoy.load_balancing_policies.round_robin"
     assert cs["pool.pool"]["type"] == "EDS"
+    # Envoy's default allows 3 concurrent retries per cluster: the 4th request meeting a just-killed replica would
+    # fail unretried (upstream_rq_retry_overflow)
+    assert cs["pool.pool"]["circuit_breakers"]["thresholds"][0]["max_retries"] >= 100
     assert cs["pool.pool"]["eds_cluster_config"]["eds_config"]["path_config_source"]["path"] == str(
         eds_path(tmp_path, "pool.pool")
     )
