@@ -23,6 +23,10 @@ MODEL_HEADER = "x-gateway-model-name"
 BASE_MODEL_HEADER = "x-gateway-base-model-name"
 
 
+# the kind recorded for a document whose kind is unknown (a typo): it may be any kind
+_ANY_KIND = "*"
+
+
 @dataclass
 class Deployment:
     root: Path
@@ -56,6 +60,9 @@ class Deployment:
     # and whether some values document failed (its model services are unknown).
     failed: set[tuple[str, str, str]] = field(default_factory=set)
     incomplete: bool = False
+    # Some YAML could not be parsed: any object may have been defined there, so no reference is reported as
+    # undefined (the syntax error is the one to fix first; the next run checks the references).
+    unreadable: bool = False
     _members_key: tuple[tuple[int, ...], tuple[int, ...]] | None = field(default=None, repr=False, compare=False)
     _members_cache: tuple[dict[int, list[ModelService]], dict[int, list[InferencePool]]] = field(
         default_factory=lambda: ({}, {}), repr=False, compare=False
@@ -73,8 +80,13 @@ class Deployment:
                 return
         self.incomplete = True
 
+    def note_unknown_kind(self, data: dict[str, object]) -> None:
+        """A document of a misspelt kind: whatever its name is may be what a reference means."""
+        self.note_failure({**data, "kind": _ANY_KIND})
+        self.incomplete = True
+
     def is_failed(self, kind: str, name: str, namespace: str = "default") -> bool:
-        return (kind, namespace, name) in self.failed
+        return self.unreadable or (kind, namespace, name) in self.failed or (_ANY_KIND, namespace, name) in self.failed
 
     # ------------------------------------------------------------------------------------------- lookups
 

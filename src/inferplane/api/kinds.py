@@ -213,6 +213,7 @@ def dispatch(ctx: LoadContext, doc: YamlDoc) -> None:
                 "inferplane reads Gateway API, Inference Extension, LeaderWorkerSet and core Kubernetes objects"
             )
             ctx.diags.add(doc.diag(("kind",), f"unknown kind {kind!r}", hint=hint))
+            ctx.dep.note_unknown_kind(data)
             return
         handler(ctx, doc, data)
         return

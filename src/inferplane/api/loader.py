@@ -101,6 +101,8 @@ def _load_file(ctx: LoadContext, file: Path, base: Path, display: str) -> None:
     ctx.release = release_name(ctx.rel)
     docs, problems = parse_yaml(text, display)
     ctx.diags.extend(problems)
+    if any(p.severity == "error" for p in problems):
+        ctx.dep.unreadable = ctx.dep.incomplete = True
     for doc in docs:
         try:
             dispatch(ctx, doc)

@@ -63,7 +63,7 @@ def serving_cert_for(args: argparse.Namespace) -> ServingCert | None:
         if args.cert_path:
             raise UsageError("--cert-path is only read with --secure-serving true", hint="add --secure-serving true")
         return None
-    return load_cert_dir(args.cert_path) if args.cert_path else self_signed()
+    return load_cert_dir(args.cert_path) if args.cert_path else self_signed(common_name="inferplane-bbr")
 
 
 async def _serve(args: argparse.Namespace, cert: ServingCert | None) -> int:

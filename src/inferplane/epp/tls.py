@@ -45,8 +45,10 @@ def load_cert_dir(cert_dir: Path) -> ServingCert:
     return ServingCert(cert_pem=files["tls.crt"], key_pem=files["tls.key"])
 
 
-def self_signed(hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> ServingCert:
-    """A fresh self-signed serving certificate, never written to disk.
+def self_signed(
+    hosts: tuple[str, ...] = ("localhost", "127.0.0.1"), common_name: str = "inferplane-epp"
+) -> ServingCert:
+    """A fresh self-signed serving certificate for `common_name` (the server it identifies), never written to disk.
 
     ECDSA P-256 rather than upstream's RSA-4096: generating it takes about a millisecond instead of a second or more
     of start-up CPU, and every data plane that talks to an EPP (Envoy, GKE's load balancers) accepts it.
@@ -55,7 +57,7 @@ def self_signed(hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> ServingC
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "inferplane"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "inferplane-epp"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
     sans: list[x509.GeneralName] = [x509.DNSName(socket.gethostname() or "localhost")]
