@@ -1,6 +1,7 @@
 """The routing headline: prefix-aware routing against round robin and the peer routers' cache-aware policies.
 
-    .venv/bin/python benchmarks/bench_routing_headline.py [--rates 2,3,4] [--duration 40] [--out DIR]
+    .venv/bin/python benchmarks/bench_routing_headline.py [--rates 4,6,8] [--duration 40] [--seed N] [--out DIR]
+    .venv/bin/python benchmarks/bench_routing_headline.py --table DIR [DIR ...]   # per-run Markdown table
 
 Pattern 3 (deployments/pattern3-caching: three Llama-3.1-8B replicas with prefix caching) on the simulator's H100
 8B profile, a shared-prefix workload (30 groups x 5 prompts, 2,000-token system prompts, 300-token questions,
@@ -17,9 +18,9 @@ The simulated H100 runs ten times slower than real time (`--time-scale 10`): at 
 Envoy, the picker and three simulator processes. Every latency in the results is therefore 10x the H100 figure and
 every rate a tenth of it; ratios between configurations are unaffected.
 
-Prints the comparison and checks the target for `--headline` (default `prefix-balanced`): TTFT p90 at least 5x lower
+Prints the comparison and checks the target for `--headline` (default `predicted-ttft`): TTFT p90 at least 5x lower
 than `round-robin` at the highest common rate, and lower TTFT p90 and higher output tokens/s than each peer's
-cache-aware policy. The other prefix-aware configuration that ran is reported beside it.
+cache-aware policy. The other inferplane configurations that ran are reported beside it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def command(args: argparse.Namespace) -> list[str]:
         "--rate", args.rates,
         "--duration", str(args.duration),
         "--warmup", str(args.warmup),
-        "--seed", "0",
+        "--seed", str(args.seed),
         "--progress", "off",
         "--output", str(args.out),
     ]  # fmt: skip
@@ -84,7 +85,7 @@ def compact(out: Path) -> None:
     shutil.rmtree(out / "logs", ignore_errors=True)
 
 
-def check(out: Path, headline: str = "prefix-balanced") -> tuple[bool, list[str]]:
+def check(out: Path, headline: str = "predicted-ttft") -> tuple[bool, list[str]]:
     """The targets for the `headline` configuration (the others that ran are reported beside it, not checked)."""
     summary = json.loads((out / "summary.json").read_text())
     stage = summary["stage"]
@@ -94,7 +95,8 @@ def check(out: Path, headline: str = "prefix-balanced") -> tuple[bool, list[str]
     rr = by_label.get("round-robin")
     if headline not in by_label:
         return False, [*lines, f"{headline} did not run"]
-    for name in [headline, *(n for n in ("prefix", "prefix-balanced") if n != headline)]:
+    others = [n for n in by_label if n not in (headline, "round-robin") and "router" not in n]
+    for name in [headline, *others]:
         mine = by_label.get(name)
         if mine is None or not mine.ttft:
             continue
@@ -115,21 +117,49 @@ def check(out: Path, headline: str = "prefix-balanced") -> tuple[bool, list[str]
     return ok, lines
 
 
+def runs_table(dirs: list[Path]) -> list[str]:
+    """Markdown: one row per (run, configuration), TTFT p90 / output tokens/s / cache hit at every stage."""
+    summaries = [json.loads((d / "summary.json").read_text()) for d in dirs]
+    stages = [n for n in summaries[0]["runs"][0]["stages"] if n != "warmup"]
+    lines = [
+        "| run | configuration | " + " | ".join(stages) + " |",
+        "|---|---|" + "---|" * len(stages),
+    ]
+    for d, summary in zip(dirs, summaries, strict=True):
+        for r in summary["runs"]:
+            cells = []
+            for name in stages:
+                st = r["stages"].get(name)
+                if st is None or not st["ttft"]:
+                    cells.append("–")
+                    continue
+                cells.append(
+                    f"{st['ttft']['p90']:.3f} s / {st['output_tokens_per_s']:.0f} / {100 * st['cache_hit_rate']:.0f} %"
+                )
+            lines.append(f"| {d.name} | {r['label']} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--schedulers", default="round-robin,least-request,prefix,prefix-balanced")
-    parser.add_argument("--headline", default="prefix-balanced", help="the configuration the targets are checked for")
+    parser.add_argument("--schedulers", default="round-robin,prefix-balanced,predicted-ttft")
+    parser.add_argument("--headline", default="predicted-ttft", help="the configuration the targets are checked for")
     parser.add_argument("--peers", default="sglang-router:cache_aware,vllm-router:cache_aware")
-    parser.add_argument("--rates", default="2,3,4")
+    parser.add_argument("--rates", default="4,6,8")
     parser.add_argument("--time-scale", type=float, default=10.0, help="simulated GPU this many times slower")
     parser.add_argument("--duration", type=float, default=40.0)
     parser.add_argument("--warmup", type=float, default=20.0)
     parser.add_argument("--groups", type=int, default=30)
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.28)
+    parser.add_argument("--seed", type=int, default=0, help="workload and arrivals (the same for every configuration)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "routing-headline")
     parser.add_argument("--check-only", action="store_true", help="only re-check an existing results directory")
     parser.add_argument("--keep-records", action="store_true", help="keep the per-request results files")
+    parser.add_argument("--table", type=Path, nargs="+", help="print a Markdown table of these results directories")
     args = parser.parse_args()
+    if args.table:
+        print("\n".join(runs_table(args.table)))
+        return 0
     if not args.check_only:
         argv = command(args)
         print("inferplane " + " ".join(argv), flush=True)

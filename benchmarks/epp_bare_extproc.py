@@ -8,7 +8,9 @@ this machine; `benchmarks/epp_envoy_bench.py` runs it side by side with `inferpl
 from __future__ import annotations
 
 import argparse
+import asyncio
 import itertools
+import sys
 from typing import Any
 
 import grpc
@@ -81,8 +83,8 @@ class Bare(pb_grpc.ExternalProcessorServicer):
                 await context.write(pb.ProcessingResponse(response_trailers=pb.TrailersResponse()))
 
 
-async def serve(port: int, endpoints: list[str]) -> None:
-    server = grpc.aio.server()
+async def serve(port: int, endpoints: list[str], options: list[tuple[str, Any]]) -> None:
+    server = grpc.aio.server(options=options)
     pb_grpc.add_ExternalProcessorServicer_to_server(Bare(endpoints), server)
     server.add_insecure_port(f"127.0.0.1:{port}")
     await server.start()
@@ -93,8 +95,23 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--endpoints", required=True)
+    parser.add_argument("--switch-interval", type=float, default=None,
+                        help="sys.setswitchinterval (s); Python's default is 0.005")  # fmt: skip
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument("--grpc-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a grpc.aio server channel argument (integer values are passed as int)")  # fmt: skip
     args = parser.parse_args()
-    uvloop.run(serve(args.port, args.endpoints.split(",")))
+    if args.switch_interval is not None:
+        sys.setswitchinterval(args.switch_interval)
+    options: list[tuple[str, Any]] = []
+    for kv in args.grpc_option:
+        key, _, value = kv.partition("=")
+        options.append((key, int(value) if value.lstrip("-").isdigit() else value))
+    coro = serve(args.port, args.endpoints.split(","), options)
+    if args.loop == "uvloop":
+        uvloop.run(coro)
+    else:
+        asyncio.run(coro)
 
 
 if __name__ == "__main__":

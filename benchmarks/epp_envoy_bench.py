@@ -59,6 +59,14 @@ MODES = {
         "request_trailer_mode": "SKIP",
         "response_trailer_mode": "SKIP",
     },
+    # one round trip: Envoy sends headers and body without waiting for the headers answer (BUFFERED waits for it)
+    "full-duplex request, response phases skipped": {
+        "request_body_mode": "FULL_DUPLEX_STREAMED",
+        "response_header_mode": "SKIP",
+        "response_body_mode": "NONE",
+        "request_trailer_mode": "SEND",  # Envoy requires SEND with a FULL_DUPLEX_STREAMED request body
+        "response_trailer_mode": "SKIP",
+    },
     "headers-only": {
         "request_body_mode": "NONE",
         "response_header_mode": "SKIP",

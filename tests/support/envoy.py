@@ -40,6 +40,9 @@ class EnvoyConfig:
     # TLS to the picker (`inferplane epp --secure-serving true`), accepting any certificate as the GIE reference
     # cluster does (an empty validation context)
     ext_proc_tls: bool = False
+    # ext_proc gRPC client inside Envoy: "envoy_grpc" (Envoy's own HTTP/2 stack, the reference config) or
+    # "google_grpc" (the gRPC C++ library); benchmarks/epp_envoy_latency.py compares them
+    ext_proc_client: str = "envoy_grpc"
     retries: int = 4  # as inferplane.gateway.routes.RouteOptions: retries may hit the dead replica again
     extra_listener_filters: list[dict[str, Any]] = field(default_factory=list)
 
@@ -48,7 +51,7 @@ class EnvoyConfig:
             "name": "envoy.filters.http.ext_proc",
             "typed_config": {
                 "@type": "type.googleapis.com/envoy.extensions.filters.http.ext_proc.v3.ExternalProcessor",
-                "grpc_service": {"envoy_grpc": {"cluster_name": "ext_proc"}, "timeout": "10s"},
+                "grpc_service": {**self._grpc_target(), "timeout": "10s"},
                 "processing_mode": {
                     "request_header_mode": "SEND",
                     "response_header_mode": self.response_header_mode,
@@ -68,6 +71,12 @@ class EnvoyConfig:
                 "allow_mode_override": True,
             },
         }
+
+    def _grpc_target(self) -> dict[str, Any]:
+        if self.ext_proc_client == "google_grpc":
+            target = f"{LOOPBACK}:{self.ext_proc_port}"
+            return {"google_grpc": {"target_uri": target, "stat_prefix": "ext_proc"}}
+        return {"envoy_grpc": {"cluster_name": "ext_proc"}}
 
     def pool_cluster(self) -> dict[str, Any]:
         lb_endpoints = []

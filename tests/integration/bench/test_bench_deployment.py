@@ -68,3 +68,26 @@ def test_compare_schedulers_and_a_peer_on_identical_replicas(tmp_path: Path) -> 
     printed = done.stdout
     for name in ("results.json", "report.md", *runs):
         assert str(out / name) in printed, name
+
+
+def test_predicted_ttft_configuration_keeps_each_group_on_one_replica(tmp_path: Path) -> None:
+    """inferplane's cost-model configuration through the real picker: every request succeeds, each prompt group
+    stays on one replica (a miss costs 4x its prefill; with 4 groups the load never justifies a spill) and the
+    groups spread over the replicas (a new prefix goes to the replica whose index footprint is smallest)."""
+    out = tmp_path / "pt"
+    done = bench(
+        "compare", PATTERN3, "--schedulers", "predicted-ttft", "--rate", "10", "--duration", "2",
+        "-o", str(out), timeout=180,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    data = json.loads((out / "results.json").read_text())  # one configuration: its results, not an index
+    assert data["label"] == "predicted-ttft"
+    records = data["records"]
+    assert len(records) >= 15
+    assert all(r["status"] == 200 for r in records)
+    homes: dict[str, set[str]] = {}
+    for r in records:
+        homes.setdefault(r["group"], set()).add(r["replica"])
+    assert all(len(replicas) == 1 for replicas in homes.values()), homes
+    assert len(set().union(*homes.values())) >= 2  # 4 groups on at least 2 of the 3 replicas
+    assert sum(r["cached_tokens"] for r in records) > 0

@@ -2,6 +2,7 @@
 
 from inferplane.epp.scheduling.plugins import (
     balance,
+    cost,
     external,
     filters,
     load,
@@ -12,4 +13,4 @@ from inferplane.epp.scheduling.plugins import (
     scorers,
 )
 
-__all__ = ["balance", "external", "filters", "load", "pickers", "precise", "prefix", "profiles", "scorers"]
+__all__ = ["balance", "cost", "external", "filters", "load", "pickers", "precise", "prefix", "profiles", "scorers"]

@@ -1,0 +1,203 @@
+"""Levers on the ext_proc server's added latency, side by side through the real Envoy: p50/p90 at one connection
+and req/s at 32 for several variants of the bare grpc.aio server (benchmarks/epp_bare_extproc.py) and of
+`inferplane epp`, BUFFERED request bodies with response phases skipped, rounds interleaved.
+
+    .venv/bin/python benchmarks/epp_envoy_latency.py [--duration 3] [--rounds 2] [--variants NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from tests.support.envoy import start_envoy  # noqa: E402
+from tests.support.procs import INFERPLANE, Proc  # noqa: E402
+
+from epp_envoy_bench import LUA, MODES  # noqa: E402
+from inferplane.net import LOOPBACK, free_ports, http_status, port_open  # noqa: E402
+
+BARE = [sys.executable, str(REPO / "benchmarks" / "epp_bare_extproc.py")]
+# `inferplane epp` with process settings applied before it starts (for levers not yet in the picker)
+EPP_WITH = "import sys; {}; from inferplane.cli import main; sys.argv[0] = 'inferplane'; raise SystemExit(main())"
+
+
+@dataclass
+class Variant:
+    server: str  # "none" | "bare" | "epp"
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    envoy: dict[str, Any] = field(default_factory=dict)  # EnvoyConfig options
+    mode: str = "buffered, response phases skipped"
+    prelude: str = ""  # Python run in the picker's process before `inferplane epp`
+
+
+VARIANTS: dict[str, Variant] = {
+    "envoy alone": Variant("none"),
+    "bare": Variant("bare"),
+    "bare switch 0.5ms": Variant("bare", ["--switch-interval", "0.0005"]),
+    "bare asyncio loop": Variant("bare", ["--loop", "asyncio"]),
+    "bare opt=latency": Variant("bare", ["--grpc-option", "grpc.optimization_target=latency"]),
+    "bare bdp off": Variant("bare", ["--grpc-option", "grpc.http2.bdp_probe=0"]),
+    "bare poll=poll": Variant("bare", env={"GRPC_POLL_STRATEGY": "poll"}),
+    "bare google_grpc": Variant("bare", envoy={"ext_proc_client": "google_grpc"}),
+    "bare picker grpc options": Variant(
+        "bare",
+        [
+            "--grpc-option=grpc.max_receive_message_length=67108864",
+            "--grpc-option=grpc.max_send_message_length=67108864",
+            "--grpc-option=grpc.so_reuseport=0",
+            "--grpc-option=grpc.http2.max_pings_without_data=0",
+        ],
+    ),
+    "bare fd-skip-resp": Variant("bare", mode="full-duplex request, response phases skipped"),
+    "epp": Variant("epp"),
+    "epp switch 0.5ms": Variant("epp", prelude="sys.setswitchinterval(0.0005)"),
+    "epp scrape 1s": Variant("epp", ["--refresh-metrics-interval", "1s"]),
+    "epp fd-skip-resp": Variant("epp", mode="full-duplex request, response phases skipped"),
+}
+
+
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per thread group of a process: the main thread, other Python threads (grpc.aio's
+    completion-queue poller), gRPC's event_engine threads, and the rest."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            t = cpu_seconds_path(task / "stat")
+        except OSError:
+            continue
+        group = "main" if task.name == str(pid) else "py-thread" if comm == "python" else comm.split("-")[0]
+        group = "event_engine" if group.startswith("event_engine") else group
+        out[group] = out.get(group, 0.0) + t
+    return out
+
+
+def cpu_seconds_path(stat: Path) -> float:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, script: str, conns: int, duration: float) -> dict[str, float]:
+    out = subprocess.run(
+        ["wrk", f"-c{conns}", f"-t{min(conns, 2)}", f"-d{max(1, round(duration))}s", "--latency", "-s", script, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    for q in ("50", "90", "99"):
+        m = re.search(rf"\s{q}%\s+([\d.]+)(us|ms|s)", out)
+        assert m, out
+        res[f"p{q}"] = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    res["errors"] = int(bad.group(1)) if bad else 0
+    return res
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--no-c32", action="store_true", help="latency at one connection only")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    args = parser.parse_args()
+    procs: list[Proc] = []
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+    script.write(LUA)
+    script.close()
+    try:
+        sim_ports = free_ports(2)
+        for port in sim_ports:
+            procs.append(
+                Proc([*INFERPLANE, "sim", "--model", "m", "--host", LOOPBACK, "--port", str(port), "--zero-latency"])
+            )
+        for p, port in zip(procs, sim_ports, strict=True):
+            p.wait_ready(lambda port=port: http_status(f"http://{LOOPBACK}:{port}/health/ready") == 200, 60)
+        endpoints = [f"{LOOPBACK}:{p}" for p in sim_ports]
+        servers: dict[str, tuple[Proc | None, int | None]] = {}
+        for name in args.variants:
+            v = VARIANTS[name]
+            env = {**os.environ, **v.env}
+            if v.server == "none":
+                servers[name] = (None, None)
+                continue
+            if v.server == "bare":
+                (g,) = free_ports(1)
+                cmd = [*BARE, "--port", str(g), "--endpoints", ",".join(endpoints), *v.args]
+            else:
+                g, h, m = free_ports(3)
+                head = [sys.executable, "-c", EPP_WITH.format(v.prelude)] if v.prelude else INFERPLANE
+                cmd = [*head, "epp", "--pool-name", "bench", "--bind", LOOPBACK,
+                       "--endpoints", ",".join(endpoints), "--grpc-port", str(g), "--grpc-health-port", str(h),
+                       "--metrics-port", str(m), *v.args]  # fmt: skip
+            p = Proc(cmd, env=env)
+            procs.append(p)
+            servers[name] = (p, g)
+        for p, g in servers.values():
+            if p is not None:
+                p.wait_ready(lambda g=g: port_open(LOOPBACK, g), 60)
+        time.sleep(0.5)
+        results: dict[str, list[dict[str, float]]] = {}
+        for _ in range(args.rounds):
+            for name in args.variants:
+                p, g = servers[name]
+                v = VARIANTS[name]
+                envoy = start_envoy(endpoints, g, **(MODES[v.mode] if g else {}), **v.envoy)
+                try:
+                    wrk(envoy.url, script.name, 4, 1.0)
+                    r = wrk(envoy.url, script.name, 1, args.duration)
+                    out = {k: r[k] for k in ("p50", "p90", "p99", "errors")}
+                    if not args.no_c32:
+                        before = thread_cpu(p.pid) if p else {}
+                        r32 = wrk(envoy.url, script.name, 32, args.duration)
+                        after = thread_cpu(p.pid) if p else {}
+                        n = r32["rps"] * args.duration
+                        out["rps"] = r32["rps"]
+                        out["cpu_us"] = (sum(after.values()) - sum(before.values())) / n * 1e6
+                        for k in after:
+                            out[f"cpu_{k}"] = (after[k] - before.get(k, 0.0)) / n * 1e6
+                        out["errors"] += r32["errors"]
+                    results.setdefault(name, []).append(out)
+                finally:
+                    envoy.stop()
+        base = statistics.median(r["p50"] for r in results.get("envoy alone", [{"p50": 0.0}]))
+        print(
+            "\n| variant | p50 c=1 ms (rounds) | added p50 ms | p90 c=1 ms | req/s c=32 (rounds) "
+            "| server CPU µs/req | errors |"
+        )
+        print("|---|---|---:|---|---|---|---:|")
+        for name, runs in results.items():
+            p50s = " / ".join(f"{r['p50']:.2f}" for r in runs)
+            p90s = " / ".join(f"{r['p90']:.2f}" for r in runs)
+            rps = " / ".join(f"{r.get('rps', 0):,.0f}" for r in runs)
+            cpu = " / ".join(f"{r.get('cpu_us', 0):.0f}" for r in runs)
+            added = statistics.median(r["p50"] for r in runs) - base
+            print(f"| {name} | {p50s} | {added:+.2f} | {p90s} | {rps} | {cpu} | {sum(r['errors'] for r in runs):.0f} |")
+        print("\nserver CPU µs/req at 32 connections by thread (median over rounds)")
+        for name, runs in results.items():
+            keys = sorted({k for r in runs for k in r if k.startswith("cpu_") and k != "cpu_us"})
+            parts = [f"{k[4:]} {statistics.median(r.get(k, 0.0) for r in runs):.0f}" for k in keys]
+            print(f"  {name}: {', '.join(parts)}")
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        os.unlink(script.name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
