@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inferplane.runtime.components import Kind
 from inferplane.runtime.endpoints import EnvoySink
 from inferplane.runtime.plan import RuntimeOptions, RuntimePlan
 from inferplane.runtime.resources import RuntimeView, config_yaml
 from inferplane.runtime.state import StateDir, write_atomic
+
+if TYPE_CHECKING:
+    from inferplane.gateway.plan import PoolBinding
 
 GATEWAY_DIR = "gateway"
 ACCESS_LOG = "envoy-access"  # logs/envoy-access.log: Envoy's access log
@@ -63,6 +66,23 @@ class EnvoySinks:
     services: EnvoySink
 
 
+def pool_bindings(plan: RuntimePlan, view: RuntimeView) -> dict[str, PoolBinding]:
+    """How Envoy talks to each pool's picker. BUFFERED request bodies with the response phases skipped is the
+    fastest mode (benchmarks/BENCHMARKS.md, "Endpoint picker: through Envoy"); a pool with InferenceModelRewrites
+    also gets the response phases, because the picker must put the client's model name back into the answers."""
+    from inferplane.gateway.plan import PoolBinding
+
+    return {
+        name: PoolBinding(
+            endpoints=[],
+            epp_address=pp.epp_address,
+            failure_mode=pp.failure_mode,  # type: ignore[arg-type]
+            response_phases="modelRewrites" in view.pool_extras.get(pp.name, {}),
+        )
+        for name, pp in plan.pools.items()
+    }
+
+
 def materialize(
     plan: RuntimePlan, deployment: Any, view: RuntimeView, state: StateDir, options: RuntimeOptions
 ) -> EnvoySinks:
@@ -75,7 +95,7 @@ def materialize(
     from inferplane.gateway.bootstrap import write_bootstrap
     from inferplane.gateway.eds import write_endpoints
     from inferplane.gateway.envoy_config import EnvoyOptions, pool_cluster_name, service_cluster_name
-    from inferplane.gateway.plan import GatewayPlan, PoolBinding
+    from inferplane.gateway.plan import GatewayPlan
     from inferplane.gateway.process import envoy_argv
 
     write_epp_configs(plan, view)
@@ -84,10 +104,7 @@ def materialize(
     gateway_plan = GatewayPlan(
         gateways=list(deployment.gateways),
         routes=list(deployment.http_routes),
-        pools={
-            name: PoolBinding(endpoints=[], epp_address=pp.epp_address, failure_mode=pp.failure_mode)  # type: ignore[arg-type]
-            for name, pp in plan.pools.items()
-        },
+        pools=pool_bindings(plan, view),
         services={key: [] for key, svc in plan.services.items() if svc.members},
         bbr_address=plan.bbr_address,
         port_map=port_map,

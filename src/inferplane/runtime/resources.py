@@ -246,19 +246,23 @@ def _picker_extras(deployment: Any, pool: Any) -> dict[str, Any]:
     objectives = deployment.objectives_for(pool)
     if objectives:
         extras["objectives"] = [{"name": o.metadata.name, "priority": o.priority} for o in objectives]
-    rules = []
-    for rw in deployment.rewrites:
-        if rw.spec.pool_ref.name != pool.metadata.name or rw.metadata.namespace != pool.metadata.namespace:
-            continue
-        for rule in rw.spec.rules:
-            rules.append(
+    # one InferenceModelRewrite spec each, as upstream's picker reads them from the API server
+    rewrites = [
+        {
+            "name": rw.metadata.name,
+            "rules": [
                 {
-                    "matches": [m.model.value for m in rule.matches],
-                    "targets": [{"model": t.model_rewrite, "weight": t.weight or 1} for t in rule.targets],
+                    "matches": [{"model": {"type": "Exact", "value": m.model.value}} for m in rule.matches],
+                    "targets": [{"modelRewrite": t.model_rewrite, "weight": t.weight or 1} for t in rule.targets],
                 }
-            )
-    if rules:
-        extras["modelRewrites"] = rules
+                for rule in rw.spec.rules
+            ],
+        }
+        for rw in deployment.rewrites
+        if rw.spec.pool_ref.name == pool.metadata.name and rw.metadata.namespace == pool.metadata.namespace
+    ]
+    if rewrites:
+        extras["modelRewrites"] = rewrites
     return extras
 
 

@@ -131,3 +131,47 @@ def test_a_taken_gateway_port_is_a_clear_error(tmp_path: Path) -> None:
                 state=StateDir(tmp_path),
                 options=RuntimeOptions(port=port),
             )
+
+
+REWRITE = """apiVersion: inference.networking.x-k8s.io/v1alpha2
+kind: InferenceModelRewrite
+metadata:
+  name: alias
+spec:
+  poolRef:
+    name: llama-8b-pool
+  rules:
+    - matches:
+        - model: {value: llama}
+      targets:
+        - modelRewrite: meta-llama/Llama-3.1-8B-Instruct
+"""
+
+
+@pytest.mark.parametrize("with_rewrite", [False, True])
+def test_response_phases_only_for_pools_whose_model_names_are_rewritten(tmp_path: Path, with_rewrite: bool) -> None:
+    import shutil
+
+    from inferplane.runtime.gateway_link import pool_bindings
+
+    root = tmp_path / "p3"
+    shutil.copytree(PATTERNS / "pattern3-caching", root)
+    if with_rewrite:
+        (root / "manifests" / "rewrite.yaml").write_text(REWRITE)
+    view = runtime_view(load_deployment(root))
+    state = StateDir(tmp_path / "state")
+    state.prepare()
+    plan = build_plan(
+        name="p3",
+        source="x",
+        servers=view.servers,
+        pools=view.pools,
+        listener_ports=view.listener_ports,
+        use_bbr=view.use_bbr,
+        state=state,
+        options=RuntimeOptions(port=0),
+    )
+    (binding,) = pool_bindings(plan, view).values()
+    # the picker restores the client's model name in the answers only if it sees them
+    assert binding.response_phases is with_rewrite
+    assert binding.body_mode == "BUFFERED"
