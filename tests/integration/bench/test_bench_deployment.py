@@ -32,9 +32,13 @@ def test_bench_a_deployment_through_its_gateway(tmp_path: Path) -> None:
     records = data["records"]
     assert len(records) >= 15
     assert all(r["status"] == 200 for r in records)
-    # three replicas behind the gateway, each named by x-inference-pod
-    assert len({r["replica"] for r in records}) >= 2
+    # three replicas behind the gateway, each named by x-inference-pod, and the summary's split counts them. (Not
+    # "at least two replicas served": with answers this fast every replica's queue and KV use read 0 when a new
+    # group's first request is decided, so the llm-d weights tie and the picker's random tie-break sends all four
+    # groups to one replica one time in 27; the routing tests check spreading.)
     assert all(r["replica"].startswith("llm-d-pattern3-decode-") for r in records)
+    served = {name: sum(r["replica"] == name for r in records) for name in {r["replica"] for r in records}}
+    assert data["summary"]["replicas"] == served
     assert sum(r["cached_tokens"] for r in records) > 0
     assert data["summary"]["cache_hit_rate"] > 0
     for png in ("ttft_cdf", "latency_vs_rate", "throughput_vs_rate", "replicas_over_time"):
