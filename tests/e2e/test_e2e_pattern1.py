@@ -25,7 +25,9 @@ def test_the_printed_curl_line_answers_200(deployment: Runtime) -> None:
 
 
 def test_completion_through_the_gateway(deployment: Runtime) -> None:
-    raw = client(deployment).completions.with_raw_response.create(model=MODEL, prompt="Say hello", max_tokens=8)
+    raw = client(deployment).completions.with_raw_response.create(
+        model=MODEL, prompt="Say hello", max_tokens=8, extra_body={"ignore_eos": True}
+    )
     resp = raw.parse()
     assert raw.headers["x-inference-pod"] == "vllm-gemma-0"
     assert resp.choices[0].text
@@ -39,7 +41,13 @@ def test_streaming_completion_and_chat(deployment: Runtime) -> None:
     c = client(deployment)
     chunks = list(
         c.completions.create(
-            model=MODEL, prompt="Count", max_tokens=6, stream=True, stream_options={"include_usage": True}
+            model=MODEL,
+            prompt="Count",
+            max_tokens=6,
+            stream=True,
+            stream_options={"include_usage": True},
+            # vLLM's own flag: without it a model (and the simulator) may stop early at an end-of-sequence token
+            extra_body={"ignore_eos": True},
         )
     )
     text = "".join(ch.choices[0].text for ch in chunks if ch.choices)

@@ -266,6 +266,30 @@ def test_body_mode_with_response_phases_skipped_serves_and_releases(
     assert epp.metric("inference_objective_request_total") == 5
 
 
+def await_kv_events_from(epp: Epp, port: int, timeout: float = 10.0) -> None:
+    """Wait until a replica's KV events reach the picker. The replica's ZMQ PUB socket connects to the picker's
+    SUB socket in the background (retrying every 100 ms until the picker has bound it) and PUB drops what it sends
+    before the subscription has arrived, so the first events after start-up can be lost: send throwaway prompts
+    straight to the replica until one of them is seen."""
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        stored = epp.metric("inferplane_epp_kv_events_total", type="BlockStored")
+        warm = complete(f"http://{LOOPBACK}:{port}", f"warm-up {port} {attempt} " + "ebb and flow " * 40)
+        assert warm.status == 200
+        try:
+            wait_until(
+                lambda n=stored: epp.metric("inferplane_epp_kv_events_total", type="BlockStored") > n,
+                min(1.0, max(0.05, deadline - time.monotonic())),
+                what=f"KV events from replica :{port}",
+            )
+            return
+        except TimeoutError:
+            if time.monotonic() >= deadline:
+                raise
+            attempt += 1
+
+
 def test_precise_prefix_routing_from_kv_events(procs: list[Proc], envoys: list[Envoy]) -> None:
     """Replicas publish KV events over ZMQ to the EPP's one bound SUB socket; a prompt cached on a replica by a
     request that bypassed the gateway is routed there."""
@@ -289,12 +313,15 @@ schedulingProfiles:
 """
     epp = start_epp(procs, "--endpoints", ",".join(f"{LOOPBACK}:{p}" for p in ports), "--config-text", config)
     envoy = gateway(envoys, [f"{LOOPBACK}:{p}" for p in ports], epp.grpc_port)
+    for target in (1, 2):
+        await_kv_events_from(epp, ports[target])
     for i, target in enumerate((1, 2)):
         document = f"Document {i}: " + " ".join(f"paragraph {i}.{k} about tides and harbours" for k in range(60))
+        stored = epp.metric("inferplane_epp_kv_events_total", type="BlockStored")
         primed = complete(f"http://{LOOPBACK}:{ports[target]}", document)
         assert primed.status == 200
         wait_until(
-            lambda i=i: epp.metric("inferplane_epp_kv_events_total", type="BlockStored") >= i + 1,
+            lambda n=stored: epp.metric("inferplane_epp_kv_events_total", type="BlockStored") > n,
             10,
             what="BlockStored events at the EPP",
         )
