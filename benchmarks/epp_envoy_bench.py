@@ -77,14 +77,14 @@ MODES = {
 }
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def stat_cpu_seconds(stat: Path) -> float:
+    """User + system CPU seconds from a /proc `stat` file (a process's or one of its threads')."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu(pid: int) -> float:
-    """CPU of a process and its children still running (Envoy and the simulators are single processes)."""
-    return cpu_seconds(pid)
+def cpu_seconds(pid: int) -> float:
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat"))
 
 
 @dataclass
@@ -95,7 +95,14 @@ class Run:
     cpu_us: dict[str, float] = field(default_factory=dict)
 
 
-def wrk(url: str, script: str, conns: int, threads: int, duration: float) -> tuple[float, float, int]:
+@dataclass
+class WrkResult:
+    rps: float
+    latency_ms: dict[str, float]  # "p50", "p90", "p99"
+    errors: int  # non-2xx/3xx responses and socket errors
+
+
+def wrk(url: str, script: str, conns: int, threads: int, duration: float) -> WrkResult:
     out = subprocess.run(
         ["wrk", f"-c{conns}", f"-t{threads}", f"-d{max(1, round(duration))}s", "--latency", "-s", script, url],
         capture_output=True,
@@ -103,24 +110,26 @@ def wrk(url: str, script: str, conns: int, threads: int, duration: float) -> tup
         check=True,
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    m = re.search(r"50%\s+([\d.]+)(us|ms|s)", out)
-    assert m, out
-    p50 = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+    latency = {}
+    for q in ("50", "90", "99"):
+        m = re.search(rf"\s{q}%\s+([\d.]+)(us|ms|s)", out)
+        assert m, out
+        latency[f"p{q}"] = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errs = re.search(r"Socket errors:.*?(\d+).*?(\d+).*?(\d+).*?(\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0)
-    return rps, p50, errors
+    return WrkResult(rps, latency, errors)
 
 
 def measure(envoy: Envoy, script: str, duration: float, watch: dict[str, int]) -> Run:
     wrk(envoy.url, script, 8, 1, 1.0)  # warm connections and caches
-    before = {k: group_cpu(pid) for k, pid in watch.items()}
-    rps, _, errors = wrk(envoy.url, script, 32, 2, duration)
-    after = {k: group_cpu(pid) for k, pid in watch.items()}
-    total = rps * duration
+    before = {k: cpu_seconds(pid) for k, pid in watch.items()}
+    loaded = wrk(envoy.url, script, 32, 2, duration)
+    after = {k: cpu_seconds(pid) for k, pid in watch.items()}
+    total = loaded.rps * duration
     cpu_us = {k: (after[k] - before[k]) / total * 1e6 for k in watch}
-    _, p50, errors1 = wrk(envoy.url, script, 1, 1, min(duration, 3.0))
-    return Run(rps, p50, errors + errors1, cpu_us)
+    single = wrk(envoy.url, script, 1, 1, min(duration, 3.0))
+    return Run(loaded.rps, single.latency_ms["p50"], loaded.errors + single.errors, cpu_us)
 
 
 def main() -> int:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,7 +24,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from tests.support.envoy import start_envoy  # noqa: E402
 from tests.support.procs import INFERPLANE, Proc  # noqa: E402
 
-from epp_envoy_bench import LUA, MODES  # noqa: E402
+from epp_envoy_bench import LUA, MODES, stat_cpu_seconds, wrk  # noqa: E402
 from inferplane.net import LOOPBACK, free_ports, http_status, port_open  # noqa: E402
 
 BARE = [sys.executable, str(REPO / "benchmarks" / "epp_bare_extproc.py")]
@@ -77,35 +75,13 @@ def thread_cpu(pid: int) -> dict[str, float]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             comm = (task / "comm").read_text().strip()
-            t = cpu_seconds_path(task / "stat")
+            t = stat_cpu_seconds(task / "stat")
         except OSError:
             continue
         group = "main" if task.name == str(pid) else "py-thread" if comm == "python" else comm.split("-")[0]
         group = "event_engine" if group.startswith("event_engine") else group
         out[group] = out.get(group, 0.0) + t
     return out
-
-
-def cpu_seconds_path(stat: Path) -> float:
-    fields = stat.read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def wrk(url: str, script: str, conns: int, duration: float) -> dict[str, float]:
-    out = subprocess.run(
-        ["wrk", f"-c{conns}", f"-t{min(conns, 2)}", f"-d{max(1, round(duration))}s", "--latency", "-s", script, url],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    res = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
-    for q in ("50", "90", "99"):
-        m = re.search(rf"\s{q}%\s+([\d.]+)(us|ms|s)", out)
-        assert m, out
-        res[f"p{q}"] = float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    res["errors"] = int(bad.group(1)) if bad else 0
-    return res
 
 
 def main() -> int:
@@ -158,19 +134,19 @@ def main() -> int:
                 v = VARIANTS[name]
                 envoy = start_envoy(endpoints, g, **(MODES[v.mode] if g else {}), **v.envoy)
                 try:
-                    wrk(envoy.url, script.name, 4, 1.0)
-                    r = wrk(envoy.url, script.name, 1, args.duration)
-                    out = {k: r[k] for k in ("p50", "p90", "p99", "errors")}
+                    wrk(envoy.url, script.name, 4, 2, 1.0)
+                    r = wrk(envoy.url, script.name, 1, 1, args.duration)
+                    out = {**r.latency_ms, "errors": float(r.errors)}
                     if not args.no_c32:
                         before = thread_cpu(p.pid) if p else {}
-                        r32 = wrk(envoy.url, script.name, 32, args.duration)
+                        r32 = wrk(envoy.url, script.name, 32, 2, args.duration)
                         after = thread_cpu(p.pid) if p else {}
-                        n = r32["rps"] * args.duration
-                        out["rps"] = r32["rps"]
+                        n = r32.rps * args.duration
+                        out["rps"] = r32.rps
                         out["cpu_us"] = (sum(after.values()) - sum(before.values())) / n * 1e6
                         for k in after:
                             out[f"cpu_{k}"] = (after[k] - before.get(k, 0.0)) / n * 1e6
-                        out["errors"] += r32["errors"]
+                        out["errors"] += r32.errors
                     results.setdefault(name, []).append(out)
                 finally:
                     envoy.stop()

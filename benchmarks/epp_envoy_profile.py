@@ -91,7 +91,8 @@ def main() -> int:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
                 time.sleep(0.5)
-                rps, _, errors = wrk(envoy.url, str(script), 32, 2, args.seconds)
+                res = wrk(envoy.url, str(script), 32, 2, args.seconds)
+                rps, errors = res.rps, res.errors
                 rec.wait(timeout=args.seconds + 30)
             finally:
                 envoy.stop()
