@@ -4,6 +4,7 @@ written for the routers — no processes."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -13,9 +14,9 @@ import yaml
 from inferplane.api.epp_config import EndpointPickerConfig
 from inferplane.api.loader import load_deployment
 from inferplane.errors import InferplaneError
-from inferplane.runtime.gateway_link import write_bbr_models, write_epp_configs
-from inferplane.runtime.plan import RuntimeOptions, build_plan
-from inferplane.runtime.resources import resolve_source, runtime_view
+from inferplane.runtime.gateway_link import pool_bindings, write_bbr_models, write_epp_configs
+from inferplane.runtime.plan import RuntimeOptions, RuntimePlan, build_plan
+from inferplane.runtime.resources import RuntimeView, resolve_source, runtime_view
 from inferplane.runtime.state import StateDir
 
 REPO = Path(__file__).resolve().parents[3]
@@ -26,6 +27,20 @@ RANDOM = {
     "plugins": [{"type": "random-picker"}],
     "schedulingProfiles": [{"name": "default", "plugins": [{"pluginRef": "random-picker"}]}],
 }
+
+
+def plan_of(view: RuntimeView, state: StateDir, name: str) -> RuntimePlan:
+    """The runtime's plan for a loaded deployment, on free ports."""
+    return build_plan(
+        name=name,
+        source="x",
+        servers=view.servers,
+        pools=view.pools,
+        listener_ports=view.listener_ports,
+        use_bbr=view.use_bbr,
+        state=state,
+        options=RuntimeOptions(port=0),
+    )
 
 
 def test_pattern_names_resolve_by_name_or_prefix() -> None:
@@ -93,16 +108,7 @@ def test_router_files_are_written_for_the_plan(tmp_path: Path) -> None:
     view = runtime_view(dep)
     state = StateDir(tmp_path)
     state.prepare()
-    plan = build_plan(
-        name="p2",
-        source="x",
-        servers=view.servers,
-        pools=view.pools,
-        listener_ports=view.listener_ports,
-        use_bbr=view.use_bbr,
-        state=state,
-        options=RuntimeOptions(port=0),
-    )
+    plan = plan_of(view, state, "p2")
     write_epp_configs(plan, view)
     write_bbr_models(plan, view, state)
     for pool in plan.pools.values():
@@ -150,10 +156,6 @@ spec:
 
 @pytest.mark.parametrize("with_rewrite", [False, True])
 def test_response_phases_only_for_pools_whose_model_names_are_rewritten(tmp_path: Path, with_rewrite: bool) -> None:
-    import shutil
-
-    from inferplane.runtime.gateway_link import pool_bindings
-
     root = tmp_path / "p3"
     shutil.copytree(PATTERNS / "pattern3-caching", root)
     if with_rewrite:
@@ -161,16 +163,7 @@ def test_response_phases_only_for_pools_whose_model_names_are_rewritten(tmp_path
     view = runtime_view(load_deployment(root))
     state = StateDir(tmp_path / "state")
     state.prepare()
-    plan = build_plan(
-        name="p3",
-        source="x",
-        servers=view.servers,
-        pools=view.pools,
-        listener_ports=view.listener_ports,
-        use_bbr=view.use_bbr,
-        state=state,
-        options=RuntimeOptions(port=0),
-    )
+    plan = plan_of(view, state, "p3")
     (binding,) = pool_bindings(plan, view).values()
     # the picker restores the client's model name in the answers only if it sees them
     assert binding.response_phases is with_rewrite
