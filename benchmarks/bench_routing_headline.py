@@ -39,11 +39,9 @@ from inferplane.cli import main as inferplane
 REPO = Path(__file__).resolve().parent.parent
 
 
-def command(args: argparse.Namespace) -> list[str]:
-    workload = (
-        f"shared-prefix:num_groups={args.groups},num_prompts_per_group=5,system_prompt_len=2000,"
-        "question_len=300,output_len=200"
-    )
+def compare_argv(args: argparse.Namespace, workload: str, *load: str) -> list[str]:
+    """`inferplane bench compare` of pattern 3 on the H100 8B profile with the routing benchmarks' KV sizing and
+    time scale (shared by this script and bench_routing_skewed.py); `load` adds rates, durations and the seed."""
     return [
         "bench", "compare", str(REPO / "deployments" / "pattern3-caching"),
         "--schedulers", args.schedulers,
@@ -52,13 +50,19 @@ def command(args: argparse.Namespace) -> list[str]:
         "--time-scale", str(args.time_scale),
         "--sim-arg=--gpu-memory-utilization=" + str(args.gpu_memory_utilization),
         "--workload", workload,
-        "--rate", args.rates,
-        "--duration", str(args.duration),
-        "--warmup", str(args.warmup),
-        "--seed", str(args.seed),
+        *load,
         "--progress", "off",
         "--output", str(args.out),
     ]  # fmt: skip
+
+
+def command(args: argparse.Namespace) -> list[str]:
+    workload = (
+        f"shared-prefix:num_groups={args.groups},num_prompts_per_group=5,system_prompt_len=2000,"
+        "question_len=300,output_len=200"
+    )
+    load = ["--rate", args.rates, "--duration", str(args.duration), "--warmup", str(args.warmup)]
+    return compare_argv(args, workload, *load, "--seed", str(args.seed))
 
 
 def compact(out: Path) -> None:

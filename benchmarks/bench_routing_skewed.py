@@ -17,7 +17,7 @@ import random
 import sys
 from pathlib import Path
 
-from bench_routing_headline import compact
+from bench_routing_headline import compact, compare_argv
 from inferplane.bench.metrics import Summary
 from inferplane.bench.workloads.text import rng_for, synth_text
 from inferplane.cli import main as inferplane
@@ -58,18 +58,7 @@ def main() -> int:
     trace = args.out / "trace.jsonl"
     n = write_trace(trace, groups=args.groups, rate=args.rate, duration=args.duration, zipf=args.zipf, seed=0)
     print(f"{n} requests over {args.duration:g} s at {args.rate:g} req/s, zipf s={args.zipf:g}", flush=True)
-    argv = [
-        "bench", "compare", str(REPO / "deployments" / "pattern3-caching"),
-        "--schedulers", args.schedulers,
-        "--peers", args.peers,
-        "--profile", "h100-llama-8b",
-        "--time-scale", str(args.time_scale),
-        "--sim-arg=--gpu-memory-utilization=" + str(args.gpu_memory_utilization),
-        "--workload", f"trace:path={trace}",
-        "--seed", "0",
-        "--progress", "off",
-        "--output", str(args.out),
-    ]  # fmt: skip
+    argv = compare_argv(args, f"trace:path={trace}", "--seed", "0")
     print("inferplane " + " ".join(argv), flush=True)
     sys.argv = ["inferplane", *argv]  # the report records the inferplane command, not this script
     status = inferplane(argv)
