@@ -38,6 +38,7 @@ from pydantic import Field, field_validator
 
 from inferplane.api.epp_config import parse_duration
 from inferplane.epp.scheduling.framework import CycleState, RequestHooks, RequestState, Scorer, Usage
+from inferplane.epp.scheduling.plugins.ledger import InflightLedger
 from inferplane.epp.scheduling.plugins.load import request_targets
 from inferplane.epp.scheduling.plugins.prefix import (
     AVERAGE_CHARACTERS_PER_TOKEN,
@@ -114,10 +115,8 @@ def uncached_tokens(info: PrefixMatchInfo | None, hostport: str, prompt_tokens: 
 
 
 @dataclass(slots=True)
-class _Entry:
-    hostports: list[str]
+class _Prefill:
     tokens: int  # uncached tokens at the decision: the prefill the endpoint owes until the first token
-    deadline: float
     first_token: bool = False
 
 
@@ -132,9 +131,9 @@ class PredictedTTFTScorer(Scorer, RequestHooks):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._entries: dict[str, _Entry] = {}
+        self._ledger: InflightLedger[_Prefill] = InflightLedger()
+        self.in_flight = self._ledger.counts
         self.pending_tokens: dict[str, int] = {}
-        self.in_flight: dict[str, int] = {}
         self.decoding: dict[str, int] = {}
         self._next_expiry = self.handle.clock() + self.params.request_timeout
 
@@ -176,29 +175,27 @@ class PredictedTTFTScorer(Scorer, RequestHooks):
     def pre_request(
         self, request: LLMRequest, result: SchedulingResult, state: RequestState
     ) -> dict[str, str | None] | None:
-        if request.request_id in self._entries:
-            return None
         targets = request_targets(result)
         if not targets:
             return None
         info: PrefixMatchInfo | None = state.data.get(STATE_KEY)
         hps = [e.hostport for e in targets]
         tokens = uncached_tokens(info, hps[0], _prompt_tokens(info, request))
-        self._entries[request.request_id] = _Entry(hps, tokens, self.handle.clock() + self.params.request_timeout)
-        for hp in hps:
-            self.pending_tokens[hp] = self.pending_tokens.get(hp, 0) + tokens
-            self.in_flight[hp] = self.in_flight.get(hp, 0) + 1
+        deadline = self.handle.clock() + self.params.request_timeout
+        if self._ledger.add(request.request_id, hps, deadline, _Prefill(tokens)):
+            for hp in hps:
+                self.pending_tokens[hp] = self.pending_tokens.get(hp, 0) + tokens
         return None
 
     def response_streaming(
         self, request: LLMRequest, endpoint: Endpoint | None, usage: Usage | None, state: RequestState
     ) -> None:
-        entry = self._entries.get(request.request_id)
-        if entry is None or entry.first_token:
+        entry = self._ledger.entries.get(request.request_id)
+        if entry is None or entry.data.first_token:
             return
-        entry.first_token = True  # the first streamed chunk carries the first token: the prefill is done
+        entry.data.first_token = True  # the first streamed chunk carries the first token: the prefill is done
         for hp in entry.hostports:
-            self.pending_tokens[hp] = max(self.pending_tokens.get(hp, 0) - entry.tokens, 0)
+            self.pending_tokens[hp] = max(self.pending_tokens.get(hp, 0) - entry.data.tokens, 0)
             self.decoding[hp] = self.decoding.get(hp, 0) + 1
 
     def response_complete(
@@ -207,21 +204,20 @@ class PredictedTTFTScorer(Scorer, RequestHooks):
         self._release(request.request_id)
 
     def _release(self, request_id: str) -> None:
-        entry = self._entries.pop(request_id, None)
+        entry = self._ledger.release(request_id)
         if entry is None:
             return
         for hp in entry.hostports:
-            self.in_flight[hp] = max(self.in_flight.get(hp, 0) - 1, 0)
-            if entry.first_token:
+            if entry.data.first_token:
                 self.decoding[hp] = max(self.decoding.get(hp, 0) - 1, 0)
             else:
-                self.pending_tokens[hp] = max(self.pending_tokens.get(hp, 0) - entry.tokens, 0)
+                self.pending_tokens[hp] = max(self.pending_tokens.get(hp, 0) - entry.data.tokens, 0)
 
     def _expire(self) -> None:
         now = self.handle.clock()
         if now < self._next_expiry:
             return
-        for rid in [r for r, e in self._entries.items() if e.deadline <= now]:
+        for rid in self._ledger.expired(now):
             self._release(rid)
         self._next_expiry = now + min(self.params.request_timeout, 10.0)
 

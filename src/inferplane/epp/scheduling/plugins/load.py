@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 
 from inferplane.api.epp_config import parse_duration
 from inferplane.epp.scheduling.framework import CycleState, RequestHooks, RequestState, Scorer, Usage
+from inferplane.epp.scheduling.plugins.ledger import InflightLedger
 from inferplane.epp.scheduling.plugins.prefix import AVERAGE_CHARACTERS_PER_TOKEN, STATE_KEY, PrefixMatchInfo
 from inferplane.epp.scheduling.registry import NoParams, PluginParams, register
 from inferplane.epp.scheduling.types import Endpoint, LLMRequest, SchedulingResult
@@ -133,24 +134,13 @@ class ActiveRequestScorer(Scorer, RequestHooks):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._active: dict[str, tuple[float, list[str]]] = {}  # request id → (deadline, endpoints)
-        self.counts: dict[str, int] = {}
-
-    def _expire(self) -> None:
-        now = self.handle.clock()
-        for rid in [r for r, (deadline, _) in self._active.items() if deadline <= now]:
-            self._release(rid)
-
-    def _release(self, rid: str) -> None:
-        entry = self._active.pop(rid, None)
-        if entry is None:
-            return
-        for hp in entry[1]:
-            self.counts[hp] = max(self.counts.get(hp, 0) - 1, 0)
+        self._ledger: InflightLedger[None] = InflightLedger()
+        self.counts = self._ledger.counts
 
     def score(self, cycle: CycleState, request: LLMRequest, endpoints: list[Endpoint]) -> list[float]:
-        if self._active:
-            self._expire()
+        if self._ledger.entries:
+            for rid in self._ledger.expired(self.handle.clock()):
+                self._ledger.release(rid)
         counts = [self.counts.get(hp, 0) for hp in cycle.hostports(endpoints)]
         hi = max(counts, default=0)
         if hi == 0:
@@ -160,18 +150,14 @@ class ActiveRequestScorer(Scorer, RequestHooks):
     def pre_request(
         self, request: LLMRequest, result: SchedulingResult, state: RequestState
     ) -> dict[str, str | None] | None:
-        if request.request_id in self._active:
-            return None
         hps = [e.hostport for e in request_targets(result)]
-        self._active[request.request_id] = (self.handle.clock() + self.params.request_timeout, hps)
-        for hp in hps:
-            self.counts[hp] = self.counts.get(hp, 0) + 1
+        self._ledger.add(request.request_id, hps, self.handle.clock() + self.params.request_timeout, None)
         return None
 
     def response_complete(
         self, request: LLMRequest, endpoint: Endpoint | None, usage: Usage | None, state: RequestState
     ) -> None:
-        self._release(request.request_id)
+        self._ledger.release(request.request_id)
 
 
 def session_token(endpoint: Endpoint) -> str:
