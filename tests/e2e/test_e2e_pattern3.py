@@ -9,6 +9,7 @@ from collections import Counter
 
 from inferplane.net import wait_until
 from inferplane.runtime import Runtime
+from inferplane.runtime.procs import pid_alive
 from tests.e2e.helpers import client, completion, send_curl_line
 
 PATTERN = "pattern3-caching"
@@ -98,7 +99,7 @@ def test_killing_a_replica_under_load_only_fails_what_it_was_running(deployment:
         t.start()
     time.sleep(1.0)
     pid = deployment.kill(victim)
-    wait_until(lambda: not _alive(pid), 5, what=f"{victim} dead")
+    wait_until(lambda: not pid_alive(pid), 5, what=f"{victim} dead")
     killed_at.append(time.monotonic())
     for t in threads:
         t.join(30)
@@ -130,12 +131,3 @@ def test_status_shows_live_endpoints(deployment: Runtime) -> None:
     assert all(e["metrics"] is not None for e in status["endpoints"] if e["ready"])
     # the shared-prefix traffic above shows up as prefix-cache hits on the replicas that took it
     assert any(((e["metrics"] or {}).get("prefix_hit_rate") or 0) > 0 for e in status["endpoints"])
-
-
-def _alive(pid: int) -> bool:
-    """Whether `pid` still runs (a zombie waiting for its parent's wait() counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rpartition(")")[2].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
