@@ -45,6 +45,8 @@ class Variant:
 VARIANTS: dict[str, Variant] = {
     "envoy alone": Variant("none"),
     "bare": Variant("bare"),
+    "bare grpclib": Variant("bare", ["--transport", "grpclib"]),
+    "bare h2grpc": Variant("bare", ["--transport", "h2grpc"]),
     "bare switch 0.5ms": Variant("bare", ["--switch-interval", "0.0005"]),
     "bare asyncio loop": Variant("bare", ["--loop", "asyncio"]),
     "bare opt=latency": Variant("bare", ["--grpc-option", "grpc.optimization_target=latency"]),
@@ -62,6 +64,7 @@ VARIANTS: dict[str, Variant] = {
     ),
     "bare fd-skip-resp": Variant("bare", mode="full-duplex request, response phases skipped"),
     "epp": Variant("epp"),
+    "epp grpcio": Variant("epp", ["--ext-proc-server", "grpcio"]),
     "epp switch 0.5ms": Variant("epp", prelude="sys.setswitchinterval(0.0005)"),
     "epp scrape 1s": Variant("epp", ["--refresh-metrics-interval", "1s"]),
     "epp fd-skip-resp": Variant("epp", mode="full-duplex request, response phases skipped"),

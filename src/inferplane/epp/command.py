@@ -90,6 +90,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="full-duplex",
         help="request body mode assumed when Envoy does not announce one (Envoy >= 1.33 does)",
     )
+    a(
+        "--ext-proc-server",
+        dest="ext_proc_server",
+        choices=("h2", "grpcio"),
+        default="h2",
+        help="the gRPC server carrying ext_proc: inferplane's HTTP/2 server on the event loop (h2, faster) or "
+        "grpc.aio (grpcio); the health port always uses grpcio",
+    )
     a("--seed", type=int, default=None, help="seed the scheduler's random tie-breaks (tests, benchmarks)")
     a("-v", "--v", dest="log_verbosity", type=int, nargs="?", const=1, default=0, help="log verbosity (upstream -v=N)")
 
@@ -217,6 +225,7 @@ async def _serve(args: argparse.Namespace) -> int:
         default_body_mode=BODY_MODES[args.body_mode],
         serving_cert=serving_cert,
         seed=args.seed,
+        ext_proc_server=args.ext_proc_server,
     )
     server = EppServer(opts)
     holder["server"] = server

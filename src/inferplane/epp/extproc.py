@@ -26,6 +26,7 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 from inferplane.epp.director import Decision, Director, RequestContext, new_context
+from inferplane.epp.h2grpc.server import Method
 from inferplane.epp.request_errors import EppError, internal
 
 log = logging.getLogger(__name__)
@@ -280,12 +281,17 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
         self.active_streams = 0
 
     async def Process(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        await self.serve(context)
+
+    async def serve(self, context: Any) -> None:
+        """One ext_proc stream on either server: grpc.aio's servicer context or an `h2grpc` call (both offer
+        `read()` and `write()`; the end of input is grpc.aio.EOF or None)."""
         stream = _Stream(self.director, self.default_body_mode)
         self.active_streams += 1
         try:
             while True:
                 req = await context.read()
-                if req is grpc.aio.EOF:
+                if req is None or req is grpc.aio.EOF:
                     return
                 try:
                     out = await self._dispatch(stream, req)
@@ -328,5 +334,15 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
         return []
 
 
+PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
+
+
 def add_to_server(servicer: ExtProcServicer, server: grpc.aio.Server) -> None:
     pb_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
+
+
+def h2_method(servicer: ExtProcServicer) -> tuple[str, Method]:
+    """The Process method for inferplane's own HTTP/2 gRPC server (`h2grpc`)."""
+    return PROCESS_METHOD, Method(
+        servicer.serve, pb.ProcessingRequest.FromString, pb.ProcessingResponse.SerializeToString
+    )

@@ -10,7 +10,10 @@ certificates). The health port stays plaintext: kubelet's gRPC probes do not spe
 from __future__ import annotations
 
 import datetime
+import os
 import socket
+import ssl
+import tempfile
 from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
@@ -117,3 +120,19 @@ def add_grpc_port(server: grpc.aio.Server, address: str, cert: ServingCert | Non
     if bound == 0:
         raise InferplaneError(f"cannot listen on {address}", hint="is another process using the port?")
     return int(bound)
+
+
+def ssl_context(cert: ServingCert) -> ssl.SSLContext:
+    """A TLS server context for the h2grpc ext_proc server: TLS 1.2+, ALPN `h2` (what gRPC clients offer)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_alpn_protocols(["h2"])
+    # load_cert_chain reads files only: the PEMs go through a private temporary directory, removed at once
+    with tempfile.TemporaryDirectory(prefix="inferplane-tls-") as tmp:
+        crt, key = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
+        with open(crt, "wb") as f:
+            f.write(cert.cert_pem)
+        with open(os.open(key, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+            f.write(cert.key_pem)
+        ctx.load_cert_chain(crt, key)
+    return ctx

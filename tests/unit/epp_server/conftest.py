@@ -129,9 +129,10 @@ async def stop_pool(pool: Pool) -> None:
         await e.stop()
 
 
-@pytest.fixture
-async def pool() -> AsyncIterator[Pool]:
-    p = await start_pool()
+@pytest.fixture(params=["h2", "grpcio"])
+async def pool(request: pytest.FixtureRequest) -> AsyncIterator[Pool]:
+    """Every protocol test runs against both ext_proc servers: inferplane's h2grpc (the default) and grpc.aio."""
+    p = await start_pool(ext_proc_server=request.param)
     try:
         yield p
     finally:
