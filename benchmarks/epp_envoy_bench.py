@@ -1,8 +1,9 @@
 """Endpoint picker through the real Envoy: requests/s at 32 concurrent and added p50 latency at concurrency 1,
-`inferplane epp` (default scheduling profile) side by side with a bare grpc.aio ext_proc server
-(benchmarks/epp_bare_extproc.py) in the same body mode, against zero-latency simulator replicas.
+`inferplane epp` (default scheduling profile) side by side with a bare ext_proc server that only sets the
+destination (benchmarks/epp_bare_extproc.py) on grpc.aio and on inferplane's h2grpc server, in the same body mode,
+against zero-latency simulator replicas; `--grpcio` adds the picker on grpc.aio (`--ext-proc-server grpcio`).
 
-    .venv/bin/python benchmarks/epp_envoy_bench.py [--duration 5] [--rounds 2]
+    .venv/bin/python benchmarks/epp_envoy_bench.py [--duration 5] [--rounds 2] [--modes MODE ...] [--grpcio]
 
 Load comes from `wrk` (C, apt package `wrk`) with a Lua script that sends ~200-byte non-streaming completions,
 each with a distinct prompt, so the load generator is not the bottleneck. CPU seconds per request of every
@@ -50,6 +51,7 @@ schedulingProfiles:
   plugins: [{pluginRef: queue-scorer, weight: 2}, {pluginRef: kv-cache-utilization-scorer, weight: 2}]
 """
 
+GRPCIO = ["--ext-proc-server", "grpcio"]
 MODES = {
     "full-duplex (upstream config)": {},
     "buffered, response phases skipped": {
@@ -139,6 +141,7 @@ def main() -> int:
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=sorted(MODES), metavar="MODE",
                         help="body modes to run (quote the names); all by default")  # fmt: skip
+    parser.add_argument("--grpcio", action="store_true", help="also run the picker with --ext-proc-server grpcio")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
@@ -158,7 +161,13 @@ def main() -> int:
             p.wait_ready(lambda port=port: http_status(f"http://{LOOPBACK}:{port}/health/ready") == 200, 60)
         endpoints = [f"{LOOPBACK}:{p}" for p in sim_ports]
         pickers: dict[str, tuple[Proc, int]] = {}
-        for name, extra in (("epp", []), ("epp-bodyless", ["--config-text", BODYLESS_CONFIG])):
+        epp_variants = [("epp", []), ("epp-bodyless", ["--config-text", BODYLESS_CONFIG])]
+        if args.grpcio:
+            epp_variants += [
+                ("epp-grpcio", GRPCIO),
+                ("epp-bodyless-grpcio", ["--config-text", BODYLESS_CONFIG, *GRPCIO]),
+            ]
+        for name, extra in epp_variants:
             g, h, m = free_ports(3)
             p = Proc(
                 [*INFERPLANE, "epp", "--pool-name", "bench", "--bind", LOOPBACK, "--endpoints", ",".join(endpoints),
@@ -171,6 +180,11 @@ def main() -> int:
                      "--endpoints", ",".join(endpoints)])  # fmt: skip
         procs.append(bare)
         pickers["bare"] = (bare, bp)
+        (hp,) = free_ports(1)
+        bare_h2 = Proc([sys.executable, str(REPO / "benchmarks" / "epp_bare_extproc.py"), "--port", str(hp),
+                        "--endpoints", ",".join(endpoints), "--transport", "h2grpc"])  # fmt: skip
+        procs.append(bare_h2)
+        pickers["bare-h2"] = (bare_h2, hp)
         for p, port in pickers.values():
             p.wait_ready(lambda port=port: port_open(LOOPBACK, port), 60)
         time.sleep(0.5)  # first scrapes
@@ -194,13 +208,19 @@ def main() -> int:
                 if mode_name not in args.modes:
                     continue
                 run(f"{mode_name}: bare grpc.aio server", pickers["bare"][1], "bare", **mode)
+                run(f"{mode_name}: bare h2grpc server", pickers["bare-h2"][1], "bare-h2", **mode)
                 epp = "epp-bodyless" if mode_name == "headers-only" else "epp"
                 run(f"{mode_name}: inferplane epp", pickers[epp][1], epp, **mode)
+                if args.grpcio:
+                    run(
+                        f"{mode_name}: inferplane epp on grpc.aio", pickers[epp + "-grpcio"][1], epp + "-grpcio", **mode
+                    )
 
         base_p50 = statistics.median(r.p50_ms for r in results["Envoy alone (no ext_proc)"])
         print(f"\n{args.replicas} zero-latency simulator replicas, Envoy --concurrency 2, wrk 32 conns × "
               f"{args.duration:.0f} s, best of {args.rounds} rounds; p50 at 1 connection\n")  # fmt: skip
-        print("| configuration | req/s (32 conc.) | ratio to bare | p50 c=1 (ms) | added p50 vs Envoy alone (ms) | "
+        print("| configuration | req/s (32 conc.) | ratio to bare grpc.aio | p50 c=1 (ms) | "
+              "added p50 vs Envoy alone (ms) | "
               "CPU µs/req: picker / Envoy / simulators | errors |")  # fmt: skip
         print("|---|---:|---:|---:|---:|---|---:|")
         bare_rps: dict[str, float] = {}
@@ -208,10 +228,12 @@ def main() -> int:
             best = max(runs, key=lambda r: r.rps)
             p50 = statistics.median(r.p50_ms for r in runs)
             mode_name = label.split(":")[0]
-            if "bare" in label:
+            if "bare grpc.aio" in label:
                 bare_rps[mode_name] = best.rps
-            ratio = f"{best.rps / bare_rps[mode_name]:.2f}" if "inferplane" in label and mode_name in bare_rps else ""
-            picker = next((v for k, v in best.cpu_us.items() if k in ("epp", "epp-bodyless", "bare")), 0.0)
+            ratio = (
+                f"{best.rps / bare_rps[mode_name]:.2f}" if "bare grpc" not in label and mode_name in bare_rps else ""
+            )
+            picker = next((v for k, v in best.cpu_us.items() if k in pickers), 0.0)
             sims_cpu = sum(v for k, v in best.cpu_us.items() if k.startswith("sim"))
             print(
                 f"| {label} | {best.rps:,.0f} | {ratio} | {p50:.2f} | {p50 - base_p50:+.2f} | "

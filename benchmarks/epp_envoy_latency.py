@@ -47,6 +47,9 @@ VARIANTS: dict[str, Variant] = {
     "bare": Variant("bare"),
     "bare grpclib": Variant("bare", ["--transport", "grpclib"]),
     "bare h2grpc": Variant("bare", ["--transport", "h2grpc"]),
+    "bare h2grpc fd-skip-resp": Variant(
+        "bare", ["--transport", "h2grpc"], mode="full-duplex request, response phases skipped"
+    ),
     "bare switch 0.5ms": Variant("bare", ["--switch-interval", "0.0005"]),
     "bare asyncio loop": Variant("bare", ["--loop", "asyncio"]),
     "bare opt=latency": Variant("bare", ["--grpc-option", "grpc.optimization_target=latency"]),

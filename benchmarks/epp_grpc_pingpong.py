@@ -1,7 +1,7 @@
 """Latency of a grpc.aio ext_proc server without Envoy: one stream per "request", two round trips each (headers
 answer, body answer, as Envoy's BUFFERED mode does), at concurrency 1, from a grpc client in another process.
 Isolates the Python/gRPC part of the picker's added latency from Envoy and varies process-level settings on the
-server side (switch interval, event loop, gRPC channel args) to find where the time goes.
+server side (switch interval, event loop, gRPC channel args, inferplane's h2grpc server) to find where the time goes.
 
     .venv/bin/python benchmarks/epp_grpc_pingpong.py [--requests 2000] [--rounds 3]
 """
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def server(port: int, switch: float, loop: str, options: list[tuple[str, Any]]) -> None:
+def server(port: int, switch: float, loop: str, options: list[tuple[str, Any]], kind: str = "grpc.aio") -> None:
     import asyncio
 
     import grpc
@@ -32,10 +32,10 @@ def server(port: int, switch: float, loop: str, options: list[tuple[str, Any]]) 
         sys.setswitchinterval(switch)
 
     class Echo(pb_grpc.ExternalProcessorServicer):
-        async def Process(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
+        async def Process(self, request_iterator: Any, context: Any) -> None:
             while True:
                 req = await context.read()
-                if req is grpc.aio.EOF:
+                if req is grpc.aio.EOF or req is None:  # None: the end of input on h2grpc
                     return
                 if req.HasField("request_headers"):
                     await context.write(pb.ProcessingResponse(request_headers=pb.HeadersResponse()))
@@ -43,6 +43,16 @@ def server(port: int, switch: float, loop: str, options: list[tuple[str, Any]]) 
                     await context.write(pb.ProcessingResponse(request_body=pb.BodyResponse()))
 
     async def serve() -> None:
+        if kind == "h2grpc":
+            from inferplane.epp.h2grpc.server import H2GrpcServer, Method
+
+            echo = Echo()
+            decode, encode = pb.ProcessingRequest.FromString, pb.ProcessingResponse.SerializeToString
+            method = Method(lambda call: echo.Process(None, call), decode, encode)
+            h2 = H2GrpcServer({"/envoy.service.ext_proc.v3.ExternalProcessor/Process": method})
+            await h2.start("127.0.0.1", port)
+            print("ready", flush=True)
+            await asyncio.Event().wait()
         s = grpc.aio.server(options=options)
         pb_grpc.add_ExternalProcessorServicer_to_server(Echo(), s)
         s.add_insecure_port(f"127.0.0.1:{port}")
@@ -88,6 +98,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "options": [("grpc.optimization_target", "latency")],
     },
     "uvloop, bdp_probe off": {"loop": "uvloop", "switch": 0, "options": [("grpc.http2.bdp_probe", 0)]},
+    "uvloop, inferplane h2grpc server": {"loop": "uvloop", "switch": 0, "options": [], "kind": "h2grpc"},
 }
 
 
@@ -102,7 +113,7 @@ def main() -> int:
     args = parser.parse_args()
     if args._serve:
         v = VARIANTS[args._serve[1]]
-        server(int(args._serve[0]), v["switch"], v["loop"], v["options"])
+        server(int(args._serve[0]), v["switch"], v["loop"], v["options"], v.get("kind", "grpc.aio"))
         return 0
     if args._client:
         lat = client(args._client, args.requests)

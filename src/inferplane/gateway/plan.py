@@ -17,8 +17,10 @@ from inferplane.errors import ConfigError
 
 T = TypeVar("T")
 FailureMode = Literal["FailOpen", "FailClose"]
-# ext_proc request body modes, fastest first. BUFFERED hands the picker the whole body in one message, which is all
-# that prefix-aware scheduling and body-based routing need; the streamed modes exist for servers that want chunks.
+# ext_proc request body modes. BUFFERED hands the picker the whole body in one message after the headers answer (two
+# round trips); FULL_DUPLEX_STREAMED sends headers and body without waiting (one round trip, the picker echoes the
+# body back): the faster of the two with inferplane's picker at one request at a time (BENCHMARKS.md, run H), but
+# Envoy refuses it with FailOpen. STREAMED exists for servers that want every chunk answered.
 BodyMode = Literal["BUFFERED", "STREAMED", "FULL_DUPLEX_STREAMED"]
 
 
@@ -50,7 +52,7 @@ class PoolBinding:
     endpoints: the pool's model-server replicas (`ip:port`), the members the picker may choose from.
     epp_address: the pool's endpoint picker ext_proc server (`ip:port`).
     failure_mode: FailClose → 503 when the picker cannot be reached; FailOpen → Envoy balances across the pool.
-    body_mode: how Envoy sends the request body to the picker (BUFFERED is the fastest that keeps every feature).
+    body_mode: how Envoy sends the request body to the picker (the runtime picks per pool: runtime.gateway_link).
     response_phases: also send response headers and body to the picker (usage tracking, response plugins).
     """
 

@@ -167,4 +167,14 @@ def test_response_phases_only_for_pools_whose_model_names_are_rewritten(tmp_path
     (binding,) = pool_bindings(plan, view).values()
     # the picker restores the client's model name in the answers only if it sees them
     assert binding.response_phases is with_rewrite
-    assert binding.body_mode == "BUFFERED"
+    assert binding.body_mode == "BUFFERED"  # pattern 3's pool is FailOpen, which Envoy refuses with full duplex
+
+
+def test_fail_close_pools_get_the_one_round_trip_body_mode(tmp_path: Path) -> None:
+    view = runtime_view(load_deployment(PATTERNS / "pattern1-baseline"))
+    state = StateDir(tmp_path / "state")
+    state.prepare()
+    (binding,) = pool_bindings(plan_of(view, state, "p1"), view).values()
+    assert binding.failure_mode == "FailClose"
+    assert binding.body_mode == "FULL_DUPLEX_STREAMED"
+    assert not binding.response_phases

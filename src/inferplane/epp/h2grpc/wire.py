@@ -114,11 +114,16 @@ def percent_encode(text: str) -> bytes:
     return b"".join(bytes((b,)) if 0x20 <= b <= 0x7E and b != 0x25 else b"%%%02X" % b for b in text.encode("utf-8"))
 
 
+MAX_STATUS_MESSAGE = 1024
+"""characters of grpc-message kept: percent-encoded (at most 12 bytes a character) the trailers still fit one frame
+of the smallest max frame size a peer may set (16384)"""
+
+
 def trailers(status: int, message: str = "") -> bytes:
     block = literal(b"grpc-status", str(status).encode())
     if message:
         # grpc-message is percent-encoded UTF-8 (gRPC over HTTP/2 spec)
-        block += literal(b"grpc-message", percent_encode(message))
+        block += literal(b"grpc-message", percent_encode(message[:MAX_STATUS_MESSAGE]))
     return block
 
 
