@@ -141,8 +141,11 @@ def main() -> int:
                 envoy = start_envoy(endpoints, g, **(MODES[v.mode] if g else {}), **v.envoy)
                 try:
                     wrk(envoy.url, script.name, 4, 2, 1.0)
+                    before1 = thread_cpu(p.pid) if p else {}
                     r = wrk(envoy.url, script.name, 1, 1, args.duration)
+                    after1 = thread_cpu(p.pid) if p else {}
                     out = {**r.latency_ms, "errors": float(r.errors)}
+                    out["cpu1_us"] = (sum(after1.values()) - sum(before1.values())) / (r.rps * args.duration) * 1e6
                     if not args.no_c32:
                         before = thread_cpu(p.pid) if p else {}
                         r32 = wrk(envoy.url, script.name, 32, 2, args.duration)
@@ -159,16 +162,18 @@ def main() -> int:
         base = statistics.median(r["p50"] for r in results.get("envoy alone", [{"p50": 0.0}]))
         print(
             "\n| variant | p50 c=1 ms (rounds) | added p50 ms | p90 c=1 ms | req/s c=32 (rounds) "
-            "| server CPU µs/req | errors |"
+            "| server CPU µs/req c=32 | server CPU µs/req c=1 | errors |"
         )
-        print("|---|---|---:|---|---|---|---:|")
+        print("|---|---|---:|---|---|---|---|---:|")
         for name, runs in results.items():
             p50s = " / ".join(f"{r['p50']:.2f}" for r in runs)
             p90s = " / ".join(f"{r['p90']:.2f}" for r in runs)
             rps = " / ".join(f"{r.get('rps', 0):,.0f}" for r in runs)
             cpu = " / ".join(f"{r.get('cpu_us', 0):.0f}" for r in runs)
+            cpu1 = " / ".join(f"{r.get('cpu1_us', 0):.0f}" for r in runs)
             added = statistics.median(r["p50"] for r in runs) - base
-            print(f"| {name} | {p50s} | {added:+.2f} | {p90s} | {rps} | {cpu} | {sum(r['errors'] for r in runs):.0f} |")
+            errors = sum(r["errors"] for r in runs)
+            print(f"| {name} | {p50s} | {added:+.2f} | {p90s} | {rps} | {cpu} | {cpu1} | {errors:.0f} |")
         print("\nserver CPU µs/req at 32 connections by thread (median over rounds)")
         for name, runs in results.items():
             keys = sorted({k for r in runs for k in r if k.startswith("cpu_") and k != "cpu_us"})

@@ -1,8 +1,9 @@
 """Where the endpoint picker's time goes under load through the real Envoy: `py-spy` (pip install py-spy; not a
-project dependency) samples `inferplane epp` while `wrk` drives 32 connections of ~200-byte completions in the
-given body mode, then prints the functions by own and inclusive share of the samples.
+project dependency) samples `inferplane epp` while `wrk` drives 32 connections (or `--connections`) of ~200-byte
+completions in the given body mode, then prints the functions by own and inclusive share of the samples.
 
     .venv/bin/python benchmarks/epp_envoy_profile.py [--mode buffered|full-duplex|headers-only] [--seconds 8]
+        [--connections 32]
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ def main() -> int:
     ap.add_argument("--mode", choices=sorted(MODE_NAMES), default="buffered")
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument("--connections", type=int, default=32, help="wrk connections (1: the added-latency case)")
     args = ap.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     procs: list[Proc] = []
@@ -91,12 +93,12 @@ def main() -> int:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
                 time.sleep(0.5)
-                res = wrk(envoy.url, str(script), 32, 2, args.seconds)
+                res = wrk(envoy.url, str(script), args.connections, min(2, args.connections), args.seconds)
                 rps, errors = res.rps, res.errors
                 rec.wait(timeout=args.seconds + 30)
             finally:
                 envoy.stop()
-            print(f"{args.mode}: {rps:,.0f} req/s at 32 connections, {errors} errors")
+            print(f"{args.mode}: {rps:,.0f} req/s at {args.connections} connections, {errors} errors")
             summarize(raw, args.top)
         finally:
             for p in reversed(procs):

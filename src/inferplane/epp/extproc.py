@@ -306,10 +306,10 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
                 for resp in out:
                     await context.write(resp)
                 if stream.decided and not stream.flushed:
-                    # the answer is on its way to Envoy: now the scheduler's deferred work (the prefix index
-                    # update) runs, off the request's critical path
+                    # the scheduler's deferred work (the prefix index update) runs once the answer is on its way to
+                    # Envoy, off the request's critical path: a callback queued behind h2grpc's write of this turn
                     stream.flushed = True
-                    self.director.after_reply()
+                    asyncio.get_running_loop().call_soon(self.director.after_reply)
         finally:
             # Client disconnect, upstream reset and Envoy tearing the stream down all end here (a cancelled read
             # raises CancelledError through this frame): in-flight accounting always ends.

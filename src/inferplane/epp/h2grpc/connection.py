@@ -39,8 +39,9 @@ class Connection(asyncio.Protocol):
         self._inbuf = bytearray()
         self._continuation: tuple[int, int, bytearray] | None = None
         self._decoder = HpackDecoder()
-        self._corked: list[bytes] | None = None
-        self._closing = False  # close once the corked output is written
+        self._corked: list[bytes] | None = None  # output of the frames being read, written when the read is done
+        self._deferred: list[bytes] | None = None  # output of call tasks, written once per loop turn
+        self._closing = False  # close once the pending output is written
         self._frames: dict[int, Callable[[int, int, bytes], None]] = {
             w.DATA: self._on_data,
             w.HEADERS: self._on_headers,
@@ -125,7 +126,18 @@ class Connection(asyncio.Protocol):
 
     def _flush_corked(self) -> None:
         out, self._corked = self._corked, None
-        if self.transport is None:
+        if self._deferred:  # what call tasks wrote earlier goes first: frames of one stream keep their order
+            out = self._deferred + (out or [])
+            self._deferred = None
+        self._send(out)
+
+    def _flush_deferred(self) -> None:
+        if self._corked is None:  # else the read in progress flushes it, in order
+            out, self._deferred = self._deferred, None
+            self._send(out)
+
+    def _send(self, out: list[bytes] | None) -> None:
+        if self.transport is None or self.transport.is_closing():
             return
         if out:
             self.transport.write(b"".join(out))
@@ -135,14 +147,20 @@ class Connection(asyncio.Protocol):
     def _close(self) -> None:
         """Close the connection after what this loop turn wrote: a transport drops writes made after close()."""
         self._closing = True
-        if self._corked is None and self.transport is not None:
-            self.transport.close()
+        if self._corked is None:
+            self._flush_deferred()
 
     def _write(self, data: bytes) -> None:
         if self._corked is not None:
             self._corked.append(data)
+        elif self._deferred is not None:
+            self._deferred.append(data)
         elif self.transport is not None:
-            self.transport.write(data)
+            # A call task's write waits until the loop has run the callbacks that are ready now, so the answers of
+            # every stream that moved in this turn leave in one syscall (a write per answer was 13 % of the
+            # picker's samples at 32 connections); at one request at a time it costs one callback, a few µs.
+            self._deferred = [data]
+            asyncio.get_running_loop().call_soon(self._flush_deferred)
 
     # --- frames in -----------------------------------------------------------------------------------------------
 
