@@ -168,8 +168,8 @@ def main() -> int:
         for name, runs in results.items():
             p50s = " / ".join(f"{r['p50']:.2f}" for r in runs)
             p90s = " / ".join(f"{r['p90']:.2f}" for r in runs)
-            rps = " / ".join(f"{r.get('rps', 0):,.0f}" for r in runs)
-            cpu = " / ".join(f"{r.get('cpu_us', 0):.0f}" for r in runs)
+            rps = " / ".join(f"{r['rps']:,.0f}" if "rps" in r else "–" for r in runs)
+            cpu = " / ".join(f"{r['cpu_us']:.0f}" if "cpu_us" in r else "–" for r in runs)
             cpu1 = " / ".join(f"{r.get('cpu1_us', 0):.0f}" for r in runs)
             added = statistics.median(r["p50"] for r in runs) - base
             errors = sum(r["errors"] for r in runs)

@@ -54,6 +54,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="directory with tls.crt and tls.key for --secure-serving true; without it a self-signed certificate is "
         "generated at start, as upstream does",
     )
+    a(
+        "--ext-proc-server",
+        dest="ext_proc_server",
+        choices=("h2", "grpcio"),
+        default="h2",
+        help="the gRPC server carrying ext_proc: inferplane's HTTP/2 server on the event loop (h2, faster) or "
+        "grpc.aio (grpcio); the health port always uses grpcio",
+    )
     a("--streaming", action="store_true", help="accepted for upstream compatibility; the mode Envoy announces is used")
 
 
@@ -70,7 +78,14 @@ async def _serve(args: argparse.Namespace, cert: ServingCert | None) -> int:
     from inferplane.bbr.server import BbrOptions, BbrServer
 
     models = BaseModels.load(args.models_file) if args.models_file else BaseModels()
-    opts = BbrOptions(port=args.port, health_port=args.health_port, bind=args.bind, models=models, serving_cert=cert)
+    opts = BbrOptions(
+        port=args.port,
+        health_port=args.health_port,
+        bind=args.bind,
+        models=models,
+        serving_cert=cert,
+        ext_proc_server=args.ext_proc_server,
+    )
     server = BbrServer(opts)
     await server.start()
     # one line with the scheme and the ports actually bound, as `inferplane epp` prints, so `--port 0` is usable

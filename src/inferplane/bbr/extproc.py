@@ -24,6 +24,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from envoy.type.v3 import http_status_pb2
 
 from inferplane.bbr.routing import ROUTING_HEADERS, BaseModels, BbrError, Routing, route_body
+from inferplane.epp.h2grpc.call import Call, Method
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +151,23 @@ class BbrServicer(pb_grpc.ExternalProcessorServicer):
                 if resp.HasField("immediate_response"):
                     return
 
+    async def serve(self, call: Call) -> None:
+        """The same stream on inferplane's h2grpc server (`read()` gives None at the end of input)."""
+        stream = BbrStream(self.models)
+        while (req := await call.read()) is not None:
+            for resp in stream.on_request(req):
+                await call.write(resp)
+                if resp.HasField("immediate_response"):
+                    return
+
 
 def add_to_server(servicer: BbrServicer, server: grpc.aio.Server) -> None:
     pb_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
+
+
+PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
+
+
+def h2_method(servicer: BbrServicer) -> tuple[str, Method]:
+    method = Method(servicer.serve, pb.ProcessingRequest.FromString, pb.ProcessingResponse.SerializeToString)
+    return PROCESS_METHOD, method

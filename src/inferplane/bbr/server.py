@@ -4,15 +4,18 @@ does); the health port stays plaintext, because kubelet's gRPC probes do not spe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from inferplane.bbr.extproc import BbrServicer, add_to_server
+from inferplane.bbr.extproc import BbrServicer, add_to_server, h2_method
 from inferplane.bbr.routing import BaseModels
-from inferplane.epp.tls import ServingCert, add_grpc_port
+from inferplane.epp.h2grpc.health import check_method
+from inferplane.epp.h2grpc.server import H2GrpcServer
+from inferplane.epp.tls import ServingCert, add_grpc_port, start_h2_port
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +38,20 @@ class BbrOptions:
     models: BaseModels = field(default_factory=BaseModels)
     # TLS on the ext_proc port; None serves cleartext HTTP/2 (the local runtime's Envoy on loopback)
     serving_cert: ServingCert | None = None
+    # the gRPC server carrying ext_proc: "h2" (inferplane's h2grpc, as the endpoint picker) or "grpcio" (grpc.aio)
+    ext_proc_server: str = "h2"
 
 
 class BbrServer:
     def __init__(self, opts: BbrOptions) -> None:
         self.opts = opts
         self.health = health.aio.HealthServicer()
+        self.statuses: dict[str, int] = {}  # what Check answers on the h2grpc ext_proc port
         self.port = 0
         self.health_port = 0
         self._servers: list[grpc.aio.Server] = []
+        self._h2: H2GrpcServer | None = None
+        self._stopped = asyncio.Event()
 
     @property
     def scheme(self) -> str:
@@ -55,12 +63,18 @@ class BbrServer:
 
     async def start(self) -> None:
         for name in ("", EXTPROC_SERVICE, "liveness", "readiness"):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        main = grpc.aio.server(options=GRPC_OPTIONS)
-        add_to_server(BbrServicer(self.opts.models), main)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, main)  # Envoy may health-check the ext_proc port
-        self.port = self._listen(main, self.opts.port, self.opts.serving_cert)
-        self._servers.append(main)
+            await self._set(name, health_pb2.HealthCheckResponse.SERVING)
+        servicer = BbrServicer(self.opts.models)
+        if self.opts.ext_proc_server == "h2":
+            # Envoy may health-check the ext_proc port
+            self._h2 = H2GrpcServer(dict([h2_method(servicer), check_method(self.statuses.get)]))
+            self.port = await start_h2_port(self._h2, self.opts.bind, self.opts.port, self.opts.serving_cert)
+        else:
+            main = grpc.aio.server(options=GRPC_OPTIONS)
+            add_to_server(servicer, main)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, main)  # Envoy may health-check this port
+            self.port = self._listen(main, self.opts.port, self.opts.serving_cert)
+            self._servers.append(main)
         if self.opts.health_port is not None:
             side = grpc.aio.server(options=GRPC_OPTIONS)
             health_pb2_grpc.add_HealthServicer_to_server(self.health, side)
@@ -73,11 +87,19 @@ class BbrServer:
             self.scheme, self.opts.bind, self.port, self.health_port or "-", len(self.opts.models),
         )  # fmt: skip
 
+    async def _set(self, name: str, status: int) -> None:
+        self.statuses[name] = status
+        await self.health.set(name, status)
+
     async def wait(self) -> None:
-        await self._servers[0].wait_for_termination()
+        """Returns once the router has stopped."""
+        await self._stopped.wait()
 
     async def stop(self, grace: float = 1.0) -> None:
         for name in ("", EXTPROC_SERVICE, "readiness"):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+            await self._set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        if self._h2 is not None:
+            await self._h2.stop(grace)
         for server in self._servers:
             await server.stop(grace)
+        self._stopped.set()

@@ -9,14 +9,12 @@ from __future__ import annotations
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from inferplane.epp.h2grpc.server import Call, CallError, Method
+from inferplane.epp.h2grpc.call import Method
+from inferplane.epp.h2grpc.health import check_method
 
 LIVENESS = "liveness"
 READINESS = "readiness"
 EXTPROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
-
-CHECK_METHOD = "/grpc.health.v1.Health/Check"
-NOT_FOUND = 5  # gRPC status code
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -46,19 +44,9 @@ class EppHealth:
         await self.set_ready(False)
         await self._set(LIVENESS, NOT_SERVING)
 
-    async def check(self, call: Call) -> None:
-        """`grpc.health.v1.Health/Check` on the h2grpc server (the ext_proc port, where Envoy's cluster health check
-        asks); the health port keeps grpcio's full Health service, Watch included."""
-        req = await call.read()
-        status = self.statuses.get(req.service if req is not None else "")
-        if status is None:
-            raise CallError(NOT_FOUND, "unknown service")
-        await call.write(health_pb2.HealthCheckResponse(status=status))
-
     def h2_method(self) -> tuple[str, Method]:
-        return CHECK_METHOD, Method(
-            self.check, health_pb2.HealthCheckRequest.FromString, health_pb2.HealthCheckResponse.SerializeToString
-        )
+        """Check on the h2grpc ext_proc port, where Envoy's cluster health check asks."""
+        return check_method(self.statuses.get)
 
     def add_to_server(self, server: grpc.aio.Server) -> None:
         health_pb2_grpc.add_HealthServicer_to_server(self.servicer, server)

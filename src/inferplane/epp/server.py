@@ -29,7 +29,7 @@ from inferplane.epp.h2grpc.server import H2GrpcServer
 from inferplane.epp.health import EppHealth
 from inferplane.epp.integration import build_admission, build_scheduler_for, kv_event_sink, kv_events_settings
 from inferplane.epp.metrics import EppMetrics
-from inferplane.epp.tls import ServingCert, add_grpc_port, ssl_context
+from inferplane.epp.tls import ServingCert, add_grpc_port, start_h2_port
 from inferplane.errors import InferplaneError
 
 log = logging.getLogger(__name__)
@@ -152,16 +152,7 @@ class EppServer:
         if self.opts.ext_proc_server == "h2":
             # Envoy's cluster health check asks on the ext_proc port too
             self._h2 = H2GrpcServer(dict([h2_method(self.servicer), self.health.h2_method()]))
-            cert = self.opts.serving_cert
-            address = f"{self.opts.bind}:{self.opts.grpc_port}"
-            try:
-                self.grpc_port = await self._h2.start(
-                    self.opts.bind, self.opts.grpc_port, ssl_context(cert) if cert else None
-                )
-            except OSError as exc:
-                raise InferplaneError(
-                    f"cannot listen on {address}: {exc.strerror or exc}", hint="is another process using it?"
-                ) from None
+            self.grpc_port = await start_h2_port(self._h2, self.opts.bind, self.opts.grpc_port, self.opts.serving_cert)
         else:
             self._grpc = grpc.aio.server(options=GRPC_OPTIONS)
             add_to_server(self.servicer, self._grpc)

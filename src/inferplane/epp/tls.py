@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from inferplane.epp.h2grpc.server import H2GrpcServer
 from inferplane.errors import InferplaneError, UsageError
 
 VALIDITY = datetime.timedelta(days=365 * 10)  # upstream's self-signed certificate is valid for ten years
@@ -136,3 +137,13 @@ def ssl_context(cert: ServingCert) -> ssl.SSLContext:
             f.write(cert.key_pem)
         ctx.load_cert_chain(crt, key)
     return ctx
+
+
+async def start_h2_port(server: H2GrpcServer, bind: str, port: int, cert: ServingCert | None = None) -> int:
+    """`add_grpc_port` for inferplane's h2grpc server: TLS (ALPN h2) when a certificate is given; the bound port."""
+    try:
+        return await server.start(bind, port, ssl_context(cert) if cert is not None else None)
+    except OSError as exc:
+        raise InferplaneError(
+            f"cannot listen on {bind}:{port}: {exc.strerror or exc}", hint="is another process using it?"
+        ) from None

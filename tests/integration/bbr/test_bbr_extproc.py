@@ -20,9 +20,10 @@ from tests.support.procs import INFERPLANE
 Mode = processing_mode_pb2.ProcessingMode
 
 
-@pytest.fixture(scope="module")
-def bbr(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    proc, port, health_port = start_bbr(tmp_path_factory.mktemp("bbr"))
+@pytest.fixture(scope="module", params=["h2", "grpcio"])
+def bbr(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[int]:
+    """The router on both ext_proc servers: inferplane's h2grpc (the default) and grpc.aio."""
+    proc, port, health_port = start_bbr(tmp_path_factory.mktemp("bbr"), "--ext-proc-server", request.param)
     try:
         assert serving(health_port, "envoy.service.ext_proc.v3.ExternalProcessor")
         assert serving(port)  # health on the ext_proc port too, for Envoy's cluster health checks
