@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from inferplane.bbr.routing import BaseModels
-from inferplane.epp.tls import ServingCert, load_cert_dir, self_signed
+from inferplane.epp.tls import ServingCert, add_ext_proc_server_argument, load_cert_dir, self_signed
 from inferplane.errors import UsageError
 
 
@@ -54,14 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="directory with tls.crt and tls.key for --secure-serving true; without it a self-signed certificate is "
         "generated at start, as upstream does",
     )
-    a(
-        "--ext-proc-server",
-        dest="ext_proc_server",
-        choices=("h2", "grpcio"),
-        default="h2",
-        help="the gRPC server carrying ext_proc: inferplane's HTTP/2 server on the event loop (h2, faster) or "
-        "grpc.aio (grpcio); the health port always uses grpcio",
-    )
+    add_ext_proc_server_argument(parser)
     a("--streaming", action="store_true", help="accepted for upstream compatibility; the mode Envoy announces is used")
 
 

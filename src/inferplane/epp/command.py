@@ -23,7 +23,7 @@ from inferplane.epp.datalayer.datastore import Objective
 from inferplane.epp.datalayer.discovery import DiscoverySource, StaticDiscovery, parse_endpoints
 from inferplane.epp.datalayer.endpoints_file import EndpointsFile, FileDiscovery
 from inferplane.epp.extproc import BUFFERED, FULL_DUPLEX, NONE
-from inferplane.epp.tls import ServingCert, load_cert_dir, self_signed
+from inferplane.epp.tls import ServingCert, add_ext_proc_server_argument, load_cert_dir, self_signed
 from inferplane.errors import ConfigError, UsageError
 
 log = logging.getLogger(__name__)
@@ -90,14 +90,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="full-duplex",
         help="request body mode assumed when Envoy does not announce one (Envoy >= 1.33 does)",
     )
-    a(
-        "--ext-proc-server",
-        dest="ext_proc_server",
-        choices=("h2", "grpcio"),
-        default="h2",
-        help="the gRPC server carrying ext_proc: inferplane's HTTP/2 server on the event loop (h2, faster) or "
-        "grpc.aio (grpcio); the health port always uses grpcio",
-    )
+    add_ext_proc_server_argument(parser)
     a("--seed", type=int, default=None, help="seed the scheduler's random tie-breaks (tests, benchmarks)")
     a("-v", "--v", dest="log_verbosity", type=int, nargs="?", const=1, default=0, help="log verbosity (upstream -v=N)")
 

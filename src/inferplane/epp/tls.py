@@ -9,6 +9,7 @@ certificates). The health port stays plaintext: kubelet's gRPC probes do not spe
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import socket
@@ -147,3 +148,18 @@ async def start_h2_port(server: H2GrpcServer, bind: str, port: int, cert: Servin
         raise InferplaneError(
             f"cannot listen on {bind}:{port}: {exc.strerror or exc}", hint="is another process using it?"
         ) from None
+
+
+EXT_PROC_SERVERS = ("h2", "grpcio")
+
+
+def add_ext_proc_server_argument(parser: argparse.ArgumentParser) -> None:
+    """`--ext-proc-server`, the same for `inferplane epp` and `inferplane bbr`."""
+    parser.add_argument(
+        "--ext-proc-server",
+        dest="ext_proc_server",
+        choices=EXT_PROC_SERVERS,
+        default="h2",
+        help="the gRPC server carrying ext_proc: inferplane's HTTP/2 server on the event loop (h2, faster) or "
+        "grpc.aio (grpcio); the health port always uses grpcio",
+    )
