@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from tests.support.envoy import start_envoy  # noqa: E402
 from tests.support.procs import INFERPLANE, Proc  # noqa: E402
 
-from epp_envoy_bench import LUA, MODES, stat_cpu_seconds, wrk  # noqa: E402
+from epp_envoy_bench import BODYLESS_CONFIG, LUA, MODES, stat_cpu_seconds, wrk  # noqa: E402
 from inferplane.net import LOOPBACK, free_ports, http_status, port_open  # noqa: E402
 
 BARE = [sys.executable, str(REPO / "benchmarks" / "epp_bare_extproc.py")]
@@ -70,6 +70,8 @@ VARIANTS: dict[str, Variant] = {
     "epp grpcio": Variant("epp", ["--ext-proc-server", "grpcio"]),
     "epp switch 0.5ms": Variant("epp", prelude="sys.setswitchinterval(0.0005)"),
     "epp scrape 1s": Variant("epp", ["--refresh-metrics-interval", "1s"]),
+    # the default profile without the prefix producer and scorer: what prefix-aware scheduling costs per request
+    "epp queue+kv profile": Variant("epp", ["--config-text", BODYLESS_CONFIG]),
     "epp fd-skip-resp": Variant("epp", mode="full-duplex request, response phases skipped"),
 }
 
