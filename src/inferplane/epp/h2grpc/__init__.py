@@ -9,7 +9,7 @@ through Envoy (benchmarks/BENCHMARKS.md, run H): a bare ext_proc server on it co
 against ~500 µs on grpc.aio, and adds about half the latency; `benchmarks/epp_envoy_latency.py` compares all three.
 
 Scope: server side only, plaintext or TLS (ALPN h2), identity encoding, unary and bidirectional-streaming methods.
-Limits, known and accepted for a data plane that is its only client: receive windows are re-opened as data arrives,
-not as handlers read it, and `Call.write` does not wait for the peer's window (what is held back is queued), so a
-peer that sends without reading what it is sent makes the server buffer; one message is capped at MAX_MESSAGE.
+Back-pressure both ways: a call's receive credit is held back while its handler has more than `call.HOLD` bytes of
+unread messages (a peer sending past the window is reset with FLOW_CONTROL_ERROR), and `Call.write` waits while
+more than `HOLD` bytes wait for the peer's window. One message is capped at MAX_MESSAGE.
 """

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
     from inferplane.epp.h2grpc.connection import Connection
 
 MAX_MESSAGE = 64 * 1024 * 1024  # the picker's grpc.aio limit (server.GRPC_OPTIONS)
+STREAM_WINDOW = 1 << 20  # what each call may receive before we acknowledge it
+# Received messages a handler has not read yet, in wire bytes, above which the stream's flow-control credit is held
+# back until it reads: a peer cannot make the server buffer more than about a window per call. Bytes of a message
+# still arriving are always credited, so a message larger than the window can complete.
+HOLD = STREAM_WINDOW // 2
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,8 @@ class Call:
         "_inbox",
         "_method",
         "_waiter",
+        "deferred",
+        "drained",
         "headers",
         "headers_sent",
         "local_closed",
@@ -55,6 +62,7 @@ class Call:
         "stream_id",
         "task",
         "trailers",
+        "unread",
     )
 
     def __init__(self, conn: Connection, stream_id: int, method: Method, headers: list[tuple[bytes, bytes]]) -> None:
@@ -70,9 +78,12 @@ class Call:
         self.reset = False
         self.headers_sent = False
         self.send_window = conn.peer_initial_window
-        self.recv_unacked = 0
+        self.recv_unacked = 0  # bytes received and consumed, not yet acknowledged with a WINDOW_UPDATE
+        self.unread = 0  # wire bytes of the messages in the inbox
+        self.deferred = 0  # bytes received while the handler was behind: acknowledged once it reads
         self.pending = bytearray()  # DATA waiting for flow-control window
         self.trailers: bytes | None = None  # written once `pending` drains
+        self.drained: asyncio.Future[None] | None = None  # a write waiting for `pending` to drain
         self.task: asyncio.Task[None] | None = None
 
     async def read(self) -> Any:
@@ -85,10 +96,20 @@ class Call:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._method.deserialize(self._inbox.popleft())
+        message = self._inbox.popleft()
+        self.unread -= 5 + len(message)
+        if self.deferred and self.unread <= HOLD:
+            self._conn.release_credit(self)
+        return self._method.deserialize(message)
 
     async def write(self, message: Any) -> None:
         self._conn.send_message(self, self._method.serialize(message))
+        if len(self.pending) > HOLD:  # the peer is not taking what it is sent: wait until flow control lets it out
+            self.drained = asyncio.get_running_loop().create_future()
+            try:
+                await self.drained
+            finally:
+                self.drained = None
 
     def metadata(self, name: str) -> str | None:
         key = name.encode()
@@ -111,6 +132,7 @@ class Call:
             and int.from_bytes(data[1:5], "big") == len(data) - 5 <= MAX_MESSAGE
         ):
             self._inbox.append(data[5:])  # the common case: one message in one DATA frame
+            self.unread += len(data)
             self._wake()
             return
         buf += data
@@ -123,6 +145,7 @@ class Call:
             if len(buf) < 5 + n:
                 break
             self._inbox.append(bytes(buf[5 : 5 + n]))
+            self.unread += 5 + n
             del buf[: 5 + n]
         self._wake()
 

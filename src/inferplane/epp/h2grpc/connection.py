@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, cast
 
 from inferplane.epp.h2grpc import wire as w
-from inferplane.epp.h2grpc.call import Call, CallError
+from inferplane.epp.h2grpc.call import HOLD, STREAM_WINDOW, Call, CallError
 from inferplane.epp.h2grpc.hpack_decoder import HpackDecoder, HpackError
 
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-STREAM_WINDOW = 1 << 20  # what each call may receive before we acknowledge it
 CONNECTION_WINDOW = 16 << 20
 MAX_HEADER_BLOCK = 64 * 1024
 
@@ -33,6 +32,7 @@ class Connection(asyncio.Protocol):
         self.send_window = w.DEFAULT_WINDOW  # the connection's
         self.max_frame_out = w.DEFAULT_MAX_FRAME
         self.recv_unacked = 0
+        self.deferred = 0  # connection credit held back for calls whose handlers are behind
         self.last_stream_id = 0
         self.going_away = False
         self._preface_seen = False
@@ -166,34 +166,58 @@ class Connection(asyncio.Protocol):
 
     def _on_data(self, flags: int, sid: int, payload: bytes) -> None:
         size = len(payload)  # flow control counts padding too
-        self.recv_unacked += size
-        if self.recv_unacked >= CONNECTION_WINDOW // 2:
-            self._write(w.window_update(0, self.recv_unacked))
-            self.recv_unacked = 0
+        if self.recv_unacked + self.deferred + size > CONNECTION_WINDOW:
+            raise w.ProtocolError("DATA beyond the connection's flow-control window", w.FLOW_CONTROL_ERROR)
         call = self.calls.get(sid)
         if call is None:
             if sid == 0 or sid > self.last_stream_id:
                 raise w.ProtocolError("DATA on an idle stream")
-            return  # a stream we already ended (reset or answered): drop it
+            self._credit(None, size)  # a stream we already ended (reset or answered): drop it, keep the window
+            return
         if call.remote_closed:
+            self._credit(None, size)
             self._abort(call, w.STREAM_CLOSED)
+            return
+        if call.recv_unacked + call.deferred + size > STREAM_WINDOW:
+            self._credit(None, size)
+            self._abort(call, w.FLOW_CONTROL_ERROR)
             return
         if flags & w.PADDED:
             payload = _unpad(payload)
         end = bool(flags & w.END_STREAM)
-        if not end:
-            call.recv_unacked += size
-            if call.recv_unacked >= STREAM_WINDOW // 2:
-                self._write(w.window_update(sid, call.recv_unacked))
-                call.recv_unacked = 0
         try:
             if payload:
                 call.feed(payload)
         except CallError as exc:
+            self._credit(None, size)
             self._fail_call(call, exc.status, str(exc))
             return
+        if call.unread > HOLD:  # the handler is behind: this frame's credit waits until it reads
+            call.deferred += size
+            self.deferred += size
+        else:
+            self._credit(None if end else call, size)
         if end:
             call.end_of_input()
+
+    def _credit(self, call: Call | None, size: int) -> None:
+        """Acknowledge `size` received bytes on the connection and, unless None, on `call`'s stream; WINDOW_UPDATEs
+        go out once half a window is owed."""
+        self.recv_unacked += size
+        if self.recv_unacked >= CONNECTION_WINDOW // 2:
+            self._write(w.window_update(0, self.recv_unacked))
+            self.recv_unacked = 0
+        if call is not None:
+            call.recv_unacked += size
+            if call.recv_unacked >= STREAM_WINDOW // 2:
+                self._write(w.window_update(call.stream_id, call.recv_unacked))
+                call.recv_unacked = 0
+
+    def release_credit(self, call: Call) -> None:
+        """The handler caught up: acknowledge what was held back for it."""
+        size, call.deferred = call.deferred, 0
+        self.deferred -= size
+        self._credit(None if call.remote_closed or call.stream_id not in self.calls else call, size)
 
     def _on_headers(self, flags: int, sid: int, payload: bytes) -> None:
         if sid == 0:
@@ -381,6 +405,8 @@ class Connection(asyncio.Protocol):
             call.send_window -= n
             self.send_window -= n
         self.blocked.pop(sid, None)
+        if call.drained is not None and not call.drained.done():
+            call.drained.set_result(None)
         if call.trailers is not None:
             self._close_local(call, call.trailers)
 
@@ -415,6 +441,10 @@ class Connection(asyncio.Protocol):
         self._drop(call, reset=True)
 
     def _drop(self, call: Call, reset: bool) -> None:
+        if call.deferred:  # the stream is gone, the connection window is not
+            self.deferred -= call.deferred
+            self._credit(None, call.deferred)
+            call.deferred = 0
         self.calls.pop(call.stream_id, None)
         self.blocked.pop(call.stream_id, None)
         if reset:
