@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from inferplane.bbr.routing import BaseModels
-from inferplane.epp.tls import ServingCert, add_ext_proc_server_argument, load_cert_dir, self_signed
+from inferplane.epp.extproc_port import add_ext_proc_server_argument
+from inferplane.epp.tls import ServingCert, load_cert_dir, self_signed
 from inferplane.errors import UsageError
 
 

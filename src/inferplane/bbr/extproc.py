@@ -24,7 +24,7 @@ from envoy.service.ext_proc.v3 import external_processor_pb2_grpc as pb_grpc
 from envoy.type.v3 import http_status_pb2
 
 from inferplane.bbr.routing import ROUTING_HEADERS, BaseModels, BbrError, Routing, route_body
-from inferplane.epp.h2grpc.call import Call, Method
+from inferplane.epp.h2grpc.call import Call
 
 log = logging.getLogger(__name__)
 
@@ -159,15 +159,3 @@ class BbrServicer(pb_grpc.ExternalProcessorServicer):
                 await call.write(resp)
                 if resp.HasField("immediate_response"):
                     return
-
-
-def add_to_server(servicer: BbrServicer, server: grpc.aio.Server) -> None:
-    pb_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
-
-
-PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
-
-
-def h2_method(servicer: BbrServicer) -> tuple[str, Method]:
-    method = Method(servicer.serve, pb.ProcessingRequest.FromString, pb.ProcessingResponse.SerializeToString)
-    return PROCESS_METHOD, method

@@ -8,18 +8,14 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-
-from inferplane.bbr.extproc import BbrServicer, add_to_server, h2_method
+from inferplane.bbr.extproc import BbrServicer
 from inferplane.bbr.routing import BaseModels
-from inferplane.epp.h2grpc.health import check_method
-from inferplane.epp.h2grpc.server import H2GrpcServer
-from inferplane.epp.tls import ServingCert, add_grpc_port, start_h2_port
+from inferplane.epp.extproc_port import Stoppable, start_ext_proc_port, start_health_port
+from inferplane.epp.health import EppHealth
+from inferplane.epp.tls import ServingCert
 
 log = logging.getLogger(__name__)
 
-EXTPROC_SERVICE = "envoy.service.ext_proc.v3.ExternalProcessor"
 # BUFFERED mode hands the whole request body to the router in one message; gRPC's 4 MiB default would refuse
 # long prompts long before Envoy's own body limit does.
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -45,12 +41,12 @@ class BbrOptions:
 class BbrServer:
     def __init__(self, opts: BbrOptions) -> None:
         self.opts = opts
-        self.health = health.aio.HealthServicer()
-        self.statuses: dict[str, int] = {}  # what Check answers on the h2grpc ext_proc port
+        # the picker's health states: liveness while the process runs, readiness and the ext_proc service name
+        # while it routes (from start to stop: the router needs no discovery)
+        self.health = EppHealth()
         self.port = 0
         self.health_port = 0
-        self._servers: list[grpc.aio.Server] = []
-        self._h2: H2GrpcServer | None = None
+        self._servers: list[Stoppable] = []
         self._stopped = asyncio.Event()
 
     @property
@@ -58,48 +54,29 @@ class BbrServer:
         """How the ext_proc port is reached: `grpcs` (TLS) or `grpc` (cleartext HTTP/2)."""
         return "grpcs" if self.opts.serving_cert is not None else "grpc"
 
-    def _listen(self, server: grpc.aio.Server, port: int, cert: ServingCert | None = None) -> int:
-        return add_grpc_port(server, f"{self.opts.bind}:{port}", cert)
-
     async def start(self) -> None:
-        for name in ("", EXTPROC_SERVICE, "liveness", "readiness"):
-            await self._set(name, health_pb2.HealthCheckResponse.SERVING)
-        servicer = BbrServicer(self.opts.models)
-        if self.opts.ext_proc_server == "h2":
-            # Envoy may health-check the ext_proc port
-            self._h2 = H2GrpcServer(dict([h2_method(servicer), check_method(self.statuses.get)]))
-            self.port = await start_h2_port(self._h2, self.opts.bind, self.opts.port, self.opts.serving_cert)
-        else:
-            main = grpc.aio.server(options=GRPC_OPTIONS)
-            add_to_server(servicer, main)
-            health_pb2_grpc.add_HealthServicer_to_server(self.health, main)  # Envoy may health-check this port
-            self.port = self._listen(main, self.opts.port, self.opts.serving_cert)
-            self._servers.append(main)
-        if self.opts.health_port is not None:
-            side = grpc.aio.server(options=GRPC_OPTIONS)
-            health_pb2_grpc.add_HealthServicer_to_server(self.health, side)
-            self.health_port = self._listen(side, self.opts.health_port)
+        await self.health.start()
+        await self.health.set_ready(True)
+        opts = self.opts
+        ext_proc, self.port = await start_ext_proc_port(
+            opts.ext_proc_server, BbrServicer(opts.models), self.health, opts.bind, opts.port, opts.serving_cert,
+            GRPC_OPTIONS,
+        )  # fmt: skip
+        self._servers.append(ext_proc)
+        if opts.health_port is not None:
+            side, self.health_port = await start_health_port(self.health, opts.bind, opts.health_port, GRPC_OPTIONS)
             self._servers.append(side)
-        for server in self._servers:
-            await server.start()
         log.debug(  # `inferplane bbr` prints the same as its one start-up line
             "body-based router: ext_proc %s://%s:%d, health %s, %d known models",
-            self.scheme, self.opts.bind, self.port, self.health_port or "-", len(self.opts.models),
+            self.scheme, opts.bind, self.port, self.health_port or "-", len(opts.models),
         )  # fmt: skip
-
-    async def _set(self, name: str, status: int) -> None:
-        self.statuses[name] = status
-        await self.health.set(name, status)
 
     async def wait(self) -> None:
         """Returns once the router has stopped."""
         await self._stopped.wait()
 
     async def stop(self, grace: float = 1.0) -> None:
-        for name in ("", EXTPROC_SERVICE, "readiness"):
-            await self._set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        if self._h2 is not None:
-            await self._h2.stop(grace)
+        await self.health.set_ready(False)  # liveness stays SERVING while the process drains
         for server in self._servers:
             await server.stop(grace)
         self._stopped.set()

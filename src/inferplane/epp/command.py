@@ -23,7 +23,8 @@ from inferplane.epp.datalayer.datastore import Objective
 from inferplane.epp.datalayer.discovery import DiscoverySource, StaticDiscovery, parse_endpoints
 from inferplane.epp.datalayer.endpoints_file import EndpointsFile, FileDiscovery
 from inferplane.epp.extproc import BUFFERED, FULL_DUPLEX, NONE
-from inferplane.epp.tls import ServingCert, add_ext_proc_server_argument, load_cert_dir, self_signed
+from inferplane.epp.extproc_port import add_ext_proc_server_argument
+from inferplane.epp.tls import ServingCert, load_cert_dir, self_signed
 from inferplane.errors import ConfigError, UsageError
 
 log = logging.getLogger(__name__)

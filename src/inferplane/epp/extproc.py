@@ -26,7 +26,6 @@ from envoy.type.v3 import http_status_pb2
 from google.protobuf import struct_pb2
 
 from inferplane.epp.director import Decision, Director, RequestContext, new_context
-from inferplane.epp.h2grpc.server import Method
 from inferplane.epp.request_errors import EppError, internal
 
 log = logging.getLogger(__name__)
@@ -332,17 +331,3 @@ class ExtProcServicer(pb_grpc.ExternalProcessorServicer):
         if kind == "response_trailers":
             return stream.on_response_trailers()
         return []
-
-
-PROCESS_METHOD = "/envoy.service.ext_proc.v3.ExternalProcessor/Process"
-
-
-def add_to_server(servicer: ExtProcServicer, server: grpc.aio.Server) -> None:
-    pb_grpc.add_ExternalProcessorServicer_to_server(servicer, server)
-
-
-def h2_method(servicer: ExtProcServicer) -> tuple[str, Method]:
-    """The Process method for inferplane's own HTTP/2 gRPC server (`h2grpc`)."""
-    return PROCESS_METHOD, Method(
-        servicer.serve, pb.ProcessingRequest.FromString, pb.ProcessingResponse.SerializeToString
-    )

@@ -1,4 +1,5 @@
-"""gRPC health on its own port (9003 upstream), with the upstream service names (extproc.md §8).
+"""gRPC health of the endpoint picker and the body-based router (own port 9003 / 9005 upstream, and `Check` on the
+ext_proc port), with the upstream service names (extproc.md §8).
 
 `liveness` is SERVING while the process runs; `readiness` and the ext_proc service name become SERVING once
 discovery has delivered the pool (upstream also requires leadership; inferplane runs one active replica).

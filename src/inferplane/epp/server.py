@@ -23,13 +23,13 @@ from inferplane.epp.datalayer.discovery import DiscoverySource
 from inferplane.epp.datalayer.kvevents import KVEventBatch, KVEventSubscriber
 from inferplane.epp.datalayer.scraper import MetricsScraper
 from inferplane.epp.director import Director
-from inferplane.epp.extproc import FULL_DUPLEX, ExtProcServicer, add_to_server, h2_method
+from inferplane.epp.extproc import FULL_DUPLEX, ExtProcServicer
+from inferplane.epp.extproc_port import Stoppable, start_ext_proc_port, start_health_port
 from inferplane.epp.flowcontrol.rewrite import ModelRewriter
-from inferplane.epp.h2grpc.server import H2GrpcServer
 from inferplane.epp.health import EppHealth
 from inferplane.epp.integration import build_admission, build_scheduler_for, kv_event_sink, kv_events_settings
 from inferplane.epp.metrics import EppMetrics
-from inferplane.epp.tls import ServingCert, add_grpc_port, start_h2_port
+from inferplane.epp.tls import ServingCert
 from inferplane.errors import InferplaneError
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,8 @@ class EppOptions:
     # TLS on the ext_proc port (`--secure-serving`); None = plaintext. The health port is always plaintext.
     serving_cert: ServingCert | None = None
     seed: int | None = None
-    # which gRPC server carries ext_proc: "h2" (inferplane's h2grpc, on the event loop: 1.7x the requests/s and
-    # about half the added latency of grpc.aio, BENCHMARKS.md) or "grpcio" (grpc.aio)
+    # which gRPC server carries ext_proc: "h2" (inferplane's h2grpc on the event loop, BENCHMARKS.md run H) or
+    # "grpcio" (grpc.aio)
     ext_proc_server: str = "h2"
     on_extras: Callable[[Any], None] | None = None
 
@@ -110,8 +110,7 @@ class EppServer:
             )
             if per_pod:
                 self.datastore.listeners.append(self._follow_pods)
-        self._grpc: grpc.aio.Server | None = None
-        self._h2: H2GrpcServer | None = None
+        self._ext_proc: Stoppable | None = None
         self._health_grpc: grpc.aio.Server | None = None
         self._web: web.AppRunner | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -139,26 +138,16 @@ class EppServer:
         if self._sink is not None:
             self._sink(hostport, batch)
 
-    def _add_port(self, server: grpc.aio.Server, port: int, cert: ServingCert | None = None) -> int:
-        return add_grpc_port(server, f"{self.opts.bind}:{port}", cert)
-
     async def start(self) -> None:
         await self.health.start()
-        self._health_grpc = grpc.aio.server(options=GRPC_OPTIONS)
-        self.health.add_to_server(self._health_grpc)
-        self.health_port = self._add_port(self._health_grpc, self.opts.grpc_health_port)
-        await self._health_grpc.start()
-
-        if self.opts.ext_proc_server == "h2":
-            # Envoy's cluster health check asks on the ext_proc port too
-            self._h2 = H2GrpcServer(dict([h2_method(self.servicer), self.health.h2_method()]))
-            self.grpc_port = await start_h2_port(self._h2, self.opts.bind, self.opts.grpc_port, self.opts.serving_cert)
-        else:
-            self._grpc = grpc.aio.server(options=GRPC_OPTIONS)
-            add_to_server(self.servicer, self._grpc)
-            self.health.add_to_server(self._grpc)  # Envoy's cluster health check asks on the ext_proc port too
-            self.grpc_port = self._add_port(self._grpc, self.opts.grpc_port, self.opts.serving_cert)
-            await self._grpc.start()
+        opts = self.opts
+        self._health_grpc, self.health_port = await start_health_port(
+            self.health, opts.bind, opts.grpc_health_port, GRPC_OPTIONS
+        )
+        self._ext_proc, self.grpc_port = await start_ext_proc_port(
+            opts.ext_proc_server, self.servicer, self.health, opts.bind, opts.grpc_port, opts.serving_cert,
+            GRPC_OPTIONS,
+        )  # fmt: skip
 
         if self.opts.metrics_port is not None:
             app = web.Application()
@@ -225,10 +214,8 @@ class EppServer:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.scraper.stop()
-        if self._grpc is not None:
-            await self._grpc.stop(grace)
-        if self._h2 is not None:
-            await self._h2.stop(grace)
+        if self._ext_proc is not None:
+            await self._ext_proc.stop(grace)
         if self._health_grpc is not None:
             await self._health_grpc.stop(0)
         if self._web is not None:

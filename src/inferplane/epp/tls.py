@@ -9,7 +9,6 @@ certificates). The health port stays plaintext: kubelet's gRPC probes do not spe
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import socket
@@ -25,7 +24,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from inferplane.epp.h2grpc.server import H2GrpcServer
 from inferplane.errors import InferplaneError, UsageError
 
 VALIDITY = datetime.timedelta(days=365 * 10)  # upstream's self-signed certificate is valid for ten years
@@ -138,28 +136,3 @@ def ssl_context(cert: ServingCert) -> ssl.SSLContext:
             f.write(cert.key_pem)
         ctx.load_cert_chain(crt, key)
     return ctx
-
-
-async def start_h2_port(server: H2GrpcServer, bind: str, port: int, cert: ServingCert | None = None) -> int:
-    """`add_grpc_port` for inferplane's h2grpc server: TLS (ALPN h2) when a certificate is given; the bound port."""
-    try:
-        return await server.start(bind, port, ssl_context(cert) if cert is not None else None)
-    except OSError as exc:
-        raise InferplaneError(
-            f"cannot listen on {bind}:{port}: {exc.strerror or exc}", hint="is another process using it?"
-        ) from None
-
-
-EXT_PROC_SERVERS = ("h2", "grpcio")
-
-
-def add_ext_proc_server_argument(parser: argparse.ArgumentParser) -> None:
-    """`--ext-proc-server`, the same for `inferplane epp` and `inferplane bbr`."""
-    parser.add_argument(
-        "--ext-proc-server",
-        dest="ext_proc_server",
-        choices=EXT_PROC_SERVERS,
-        default="h2",
-        help="the gRPC server carrying ext_proc: inferplane's HTTP/2 server on the event loop (h2, faster) or "
-        "grpc.aio (grpcio); the health port always uses grpcio",
-    )
