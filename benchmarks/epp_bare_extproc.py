@@ -2,7 +2,10 @@
 (round robin over --endpoints) in whatever body mode Envoy announces. It is the ceiling a Python EPP can reach on
 this machine; `benchmarks/epp_envoy_bench.py` runs it side by side with `inferplane epp`.
 
-    .venv/bin/python benchmarks/epp_bare_extproc.py --port 9102 --endpoints 127.0.0.1:8000,127.0.0.1:8001
+    .venv/bin/python benchmarks/epp_bare_extproc.py --port 9102 --endpoints 127.0.0.1:8000,127.0.0.1:8001 \
+        [--transport grpc.aio|h2grpc|grpclib]
+
+`--transport grpclib` needs `pip install grpclib` (not a project dependency; a data point in BENCHMARKS.md, run H).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def dest_mutation(dest: str) -> pb.HeaderMutation:
 
 
 class Bare:
-    """The per-stream state machine, shared by both transports: one request message in, the answers out."""
+    """The per-stream state machine, shared by every transport: one request message in, the answers out."""
 
     def __init__(self, endpoints: list[str]) -> None:
         self.next_dest = itertools.cycle(endpoints).__next__

@@ -13,6 +13,7 @@ process are read from /proc to say where the time goes.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +79,36 @@ MODES = {
         "response_trailer_mode": "SKIP",
     },
 }
+
+
+@contextlib.contextmanager
+def bench_rig() -> Iterator[tuple[list[Proc], str]]:
+    """What an ext_proc benchmark starts — `procs`, stopped in reverse at exit, even on failure — and the path of
+    the wrk Lua script, removed at exit."""
+    procs: list[Proc] = []
+    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
+    script.write(LUA)
+    script.close()
+    try:
+        yield procs, script.name
+    finally:
+        for p in reversed(procs):
+            p.stop()
+        os.unlink(script.name)
+
+
+def start_sims(procs: list[Proc], n: int) -> tuple[list[Proc], list[str]]:
+    """`n` zero-latency simulator replicas on free ports, ready; appended to `procs`. Returns them and their
+    `ip:port` endpoints."""
+    ports = free_ports(n)
+    sims = [
+        Proc([*INFERPLANE, "sim", "--model", "m", "--host", LOOPBACK, "--port", str(p), "--zero-latency"])
+        for p in ports
+    ]
+    procs.extend(sims)
+    for p, port in zip(sims, ports, strict=True):
+        p.wait_ready(lambda port=port: http_status(f"http://{LOOPBACK}:{port}/health/ready") == 200, 60)
+    return sims, [f"{LOOPBACK}:{p}" for p in ports]
 
 
 def stat_cpu_seconds(stat: Path) -> float:
@@ -146,20 +178,8 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
-    procs: list[Proc] = []
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
-    script.write(LUA)
-    script.close()
-    try:
-        sim_ports = free_ports(args.replicas)
-        sims = []
-        for port in sim_ports:
-            p = Proc([*INFERPLANE, "sim", "--model", "m", "--host", LOOPBACK, "--port", str(port), "--zero-latency"])
-            procs.append(p)
-            sims.append(p)
-        for p, port in zip(sims, sim_ports, strict=True):
-            p.wait_ready(lambda port=port: http_status(f"http://{LOOPBACK}:{port}/health/ready") == 200, 60)
-        endpoints = [f"{LOOPBACK}:{p}" for p in sim_ports]
+    with bench_rig() as (procs, script):
+        sims, endpoints = start_sims(procs, args.replicas)
         pickers: dict[str, tuple[Proc, int]] = {}
         epp_variants = [("epp", []), ("epp-bodyless", ["--config-text", BODYLESS_CONFIG])]
         if args.grpcio:
@@ -198,7 +218,7 @@ def main() -> int:
                 watch = {"envoy": envoy.proc.pid, **sims_watch}
                 if picker:
                     watch[picker] = pickers[picker][0].pid
-                results.setdefault(label, []).append(measure(envoy, script.name, args.duration, watch))
+                results.setdefault(label, []).append(measure(envoy, script, args.duration, watch))
             finally:
                 envoy.stop()
 
@@ -239,10 +259,6 @@ def main() -> int:
                 f"| {label} | {best.rps:,.0f} | {ratio} | {p50:.2f} | {p50 - base_p50:+.2f} | "
                 f"{picker:.0f} / {best.cpu_us['envoy']:.0f} / {sims_cpu:.0f} | {sum(r.errors for r in runs)} |"
             )
-    finally:
-        for p in reversed(procs):
-            p.stop()
-        os.unlink(script.name)
     return 0
 
 

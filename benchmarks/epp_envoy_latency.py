@@ -11,7 +11,6 @@ import argparse
 import os
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +23,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from tests.support.envoy import start_envoy  # noqa: E402
 from tests.support.procs import INFERPLANE, Proc  # noqa: E402
 
-from epp_envoy_bench import BODYLESS_CONFIG, LUA, MODES, stat_cpu_seconds, wrk  # noqa: E402
-from inferplane.net import LOOPBACK, free_ports, http_status, port_open  # noqa: E402
+from epp_envoy_bench import BODYLESS_CONFIG, MODES, bench_rig, start_sims, stat_cpu_seconds, wrk  # noqa: E402
+from inferplane.net import LOOPBACK, free_ports, port_open  # noqa: E402
 
 BARE = [sys.executable, str(REPO / "benchmarks" / "epp_bare_extproc.py")]
 # `inferplane epp` with process settings applied before it starts (for levers not yet in the picker)
@@ -99,19 +98,8 @@ def main() -> int:
     parser.add_argument("--no-c32", action="store_true", help="latency at one connection only")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     args = parser.parse_args()
-    procs: list[Proc] = []
-    script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115
-    script.write(LUA)
-    script.close()
-    try:
-        sim_ports = free_ports(2)
-        for port in sim_ports:
-            procs.append(
-                Proc([*INFERPLANE, "sim", "--model", "m", "--host", LOOPBACK, "--port", str(port), "--zero-latency"])
-            )
-        for p, port in zip(procs, sim_ports, strict=True):
-            p.wait_ready(lambda port=port: http_status(f"http://{LOOPBACK}:{port}/health/ready") == 200, 60)
-        endpoints = [f"{LOOPBACK}:{p}" for p in sim_ports]
+    with bench_rig() as (procs, script):
+        _, endpoints = start_sims(procs, 2)
         servers: dict[str, tuple[Proc | None, int | None]] = {}
         for name in args.variants:
             v = VARIANTS[name]
@@ -142,15 +130,15 @@ def main() -> int:
                 v = VARIANTS[name]
                 envoy = start_envoy(endpoints, g, **(MODES[v.mode] if g else {}), **v.envoy)
                 try:
-                    wrk(envoy.url, script.name, 4, 2, 1.0)
+                    wrk(envoy.url, script, 4, 2, 1.0)
                     before1 = thread_cpu(p.pid) if p else {}
-                    r = wrk(envoy.url, script.name, 1, 1, args.duration)
+                    r = wrk(envoy.url, script, 1, 1, args.duration)
                     after1 = thread_cpu(p.pid) if p else {}
                     out = {**r.latency_ms, "errors": float(r.errors)}
                     out["cpu1_us"] = (sum(after1.values()) - sum(before1.values())) / (r.rps * args.duration) * 1e6
                     if not args.no_c32:
                         before = thread_cpu(p.pid) if p else {}
-                        r32 = wrk(envoy.url, script.name, 32, 2, args.duration)
+                        r32 = wrk(envoy.url, script, 32, 2, args.duration)
                         after = thread_cpu(p.pid) if p else {}
                         n = r32.rps * args.duration
                         out["rps"] = r32.rps
@@ -181,10 +169,6 @@ def main() -> int:
             keys = sorted({k for r in runs for k in r if k.startswith("cpu_") and k != "cpu_us"})
             parts = [f"{k[4:]} {statistics.median(r.get(k, 0.0) for r in runs):.0f}" for k in keys]
             print(f"  {name}: {', '.join(parts)}")
-    finally:
-        for p in reversed(procs):
-            p.stop()
-        os.unlink(script.name)
     return 0
 
 

@@ -24,8 +24,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from tests.support.envoy import start_envoy  # noqa: E402
 from tests.support.procs import INFERPLANE, Proc  # noqa: E402
 
-from epp_envoy_bench import BODYLESS_CONFIG, LUA, MODES, wrk  # noqa: E402
-from inferplane.net import LOOPBACK, free_ports, http_status, port_open  # noqa: E402
+from epp_envoy_bench import BODYLESS_CONFIG, LUA, MODES, start_sims, wrk  # noqa: E402
+from inferplane.net import LOOPBACK, free_ports, port_open  # noqa: E402
 
 MODE_NAMES = {"full-duplex": "full-duplex (upstream config)", "buffered": "buffered, response phases skipped",
               "headers-only": "headers-only"}  # fmt: skip
@@ -68,14 +68,7 @@ def main() -> int:
         script.write_text(LUA)
         raw = Path(tmp) / "epp.txt"
         try:
-            sim_ports = free_ports(2)
-            for port in sim_ports:
-                p = Proc(
-                    [*INFERPLANE, "sim", "--model", "m", "--host", LOOPBACK, "--port", str(port), "--zero-latency"]
-                )
-                procs.append(p)
-                p.wait_ready(lambda port=port: http_status(f"http://{LOOPBACK}:{port}/health/ready") == 200, 60)
-            endpoints = [f"{LOOPBACK}:{p}" for p in sim_ports]
+            _, endpoints = start_sims(procs, 2)
             g, h, m = free_ports(3)
             extra = ["--config-text", BODYLESS_CONFIG] if args.mode == "headers-only" else []
             epp = Proc([*INFERPLANE, "epp", "--pool-name", "bench", "--bind", LOOPBACK, "--endpoints",
