@@ -55,6 +55,13 @@ class BbrServer:
         return "grpcs" if self.opts.serving_cert is not None else "grpc"
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop(0)  # what did start must not outlive a failed start
+            raise
+
+    async def _start(self) -> None:
         await self.health.start()
         await self.health.set_ready(True)
         opts = self.opts

@@ -67,9 +67,7 @@ async def start_ext_proc_port(
     server = grpc.aio.server(options=grpc_options)
     pb_grpc.add_ExternalProcessorServicer_to_server(service, server)
     health.add_to_server(server)
-    bound = add_grpc_port(server, f"{bind}:{port}", cert)
-    await server.start()
-    return server, bound
+    return server, await _listen(server, bind, port, cert)
 
 
 async def start_health_port(
@@ -78,6 +76,16 @@ async def start_health_port(
     """The plaintext gRPC health port (kubelet's probes do not speak TLS); returns the server and the bound port."""
     server = grpc.aio.server(options=grpc_options)
     health.add_to_server(server)
-    bound = add_grpc_port(server, f"{bind}:{port}")
+    return server, await _listen(server, bind, port, None)
+
+
+async def _listen(server: grpc.aio.Server, bind: str, port: int, cert: ServingCert | None) -> int:
+    """Bind and start a grpc.aio server; one that cannot bind is shut down here, because an abandoned grpc.aio
+    server schedules its own shutdown on a loop that may be closed by then (a traceback at exit)."""
+    try:
+        bound = add_grpc_port(server, f"{bind}:{port}", cert)
+    except BaseException:
+        await server.stop(None)
+        raise
     await server.start()
-    return server, bound
+    return bound

@@ -139,6 +139,13 @@ class EppServer:
             self._sink(hostport, batch)
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop(0)  # what did start (the health port, say) must not outlive a failed start
+            raise
+
+    async def _start(self) -> None:
         await self.health.start()
         opts = self.opts
         self._health_grpc, self.health_port = await start_health_port(
