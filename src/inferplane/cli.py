@@ -41,6 +41,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("bbr", "inferplane.bbr.command", "run the body-based router (ext_proc server)"),
     Command("bench", "inferplane.bench.command", "benchmark a deployment or compare routing configurations"),
     Command("render", "inferplane.deploy.command", "render Kubernetes manifests for a deployment"),
+    Command("simulate", "inferplane.simulate.command", "plan capacity: pickers and replicas in virtual time"),
 )
 
 _BY_NAME = {c.name: c for c in COMMANDS}
