@@ -74,6 +74,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--epp-config", metavar="FILE", help="EndpointPickerConfig for every pool")
     g.add_argument(
+        "--time-scale",
+        type=float,
+        help="slow every replica down like `inferplane sim --time-scale` (to compare with a bench run at that scale)",
+    )
+    g.add_argument(
         "--what-if",
         action="append",
         default=[],
@@ -135,7 +140,7 @@ class _Context:
         fleet = FleetOptions(
             replicas=replicas if replicas is not None else args.replicas,
             profile=args.profile,
-            sim_args=tuple(args.sim_arg),
+            sim_args=(*args.sim_arg, *(("--time-scale", str(args.time_scale)) if args.time_scale else ())),
             timing=self.timing,
             seed=args.seed,
         )

@@ -21,7 +21,7 @@ from inferplane.sim import command as sim_command
 from inferplane.sim.config import SimConfig
 from inferplane.sim.engine import Engine, ScheduledStep, Sequence
 from inferplane.sim.kvblocks import BlockManager
-from inferplane.sim.latency import LatencyModel, build_latency_model
+from inferplane.sim.latency import LatencyModel, StepBatch, build_latency_model
 
 
 def sim_config(server: ServerTemplate, profile: str | None = None, sim_args: tuple[str, ...] = ()) -> SimConfig:
@@ -95,17 +95,35 @@ class VirtualReplica:
         self.engine.add(seq)
 
 
+class ScaledLatency:
+    """A latency model slowed down by `--time-scale`, as `inferplane sim --time-scale` slows a replica: a simulated
+    run at time scale S reads like a measured one whose replicas ran at S (the fidelity check compares the two)."""
+
+    def __init__(self, inner: LatencyModel, scale: float) -> None:
+        self.inner = inner
+        self.scale = scale
+        self.name = inner.name
+
+    def step_time(self, batch: StepBatch) -> float:
+        return self.inner.step_time(batch) * self.scale
+
+    def request_overhead(self, prompt_tokens: int) -> float:
+        return self.inner.request_overhead(prompt_tokens) * self.scale
+
+
 def build_replica(
     server: ServerTemplate, index: int, cfg: SimConfig, clock: Callable[[], float], seed: int | None
 ) -> VirtualReplica:
     blocks = BlockManager(cfg.num_gpu_blocks(), cfg.block_size, cfg.enable_prefix_caching, record_events=False)
-    latency = build_latency_model(
+    latency: LatencyModel = build_latency_model(
         cfg.profile,
         cfg.upstream,
         max_num_seqs=cfg.max_num_seqs,
         tensor_parallel_size=cfg.tensor_parallel_size,
         seed=seed,
     )
+    if cfg.time_scale != 1.0:
+        latency = ScaledLatency(latency, cfg.time_scale)
     engine = Engine(
         blocks,
         latency,

@@ -140,3 +140,39 @@ def test_a_bad_what_if_is_a_clear_usage_error(bad: str) -> None:
     assert done.returncode == 2
     assert "--what-if" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_simulated_run_agrees_with_the_measured_one_through_the_real_stack(tmp_path: Path) -> None:
+    """Fidelity, small case: `inferplane bench` through `inferplane up` (Envoy, picker, three simulator processes)
+    and `inferplane simulate` with the same deployment, workload, seed and arrivals. The virtual run leaves out
+    HTTP, Envoy's and the event loops' jitter, so the tolerances are loose here (the full table is
+    benchmarks/simulate_fidelity.py's); what must agree exactly is what does not depend on timing noise."""
+    workload = (
+        "shared-prefix:num_groups=8,num_prompts_per_group=4,system_prompt_len=1200,question_len=100,output_len=60"
+    )
+    common = ["--workload", workload, "--rate", "4", "--duration", "12s", "--time-scale", "2", "--seed", "5",
+              "--no-plots"]  # fmt: skip
+    measured = subprocess.run(
+        [sys.executable, "-m", "inferplane", "bench", str(PATTERN3), *common, "--progress", "off", "-o",
+         str(tmp_path / "bench")], capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert measured.returncode == 0, measured.stdout + measured.stderr
+    simulated = subprocess.run(
+        [sys.executable, "-m", "inferplane", "simulate", str(PATTERN3), *common, "-o", str(tmp_path / "sim")],
+        capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+    real = RunResult.read(tmp_path / "bench" / "results.json").summary
+    sim = RunResult.read(tmp_path / "sim" / "results.json").summary
+    assert sim.requests == real.requests  # the same arrivals
+    assert sim.failures == real.failures == 0
+    assert abs(sim.output_tokens_per_s - real.output_tokens_per_s) <= 0.1 * real.output_tokens_per_s
+    assert real.cache_hit_rate is not None
+    assert sim.cache_hit_rate is not None
+    assert abs(sim.cache_hit_rate - real.cache_hit_rate) <= 0.05
+    assert real.tpot is not None
+    assert sim.tpot is not None
+    assert abs(sim.tpot.p50 - real.tpot.p50) <= 0.35 * real.tpot.p50
+    assert real.ttft is not None
+    assert sim.ttft is not None
+    assert abs(sim.ttft.p50 - real.ttft.p50) <= max(0.5 * real.ttft.p50, 0.03)
