@@ -16,7 +16,7 @@ from inferplane.api.deployment import Deployment
 from inferplane.api.diagnostics import Diagnostic, Path, did_you_mean, format_path
 from inferplane.api.positions import YamlDoc
 from inferplane.api.validation import field_names, translate
-from inferplane.epp.framework.config import normalize_plugin_type, reference_problems
+from inferplane.epp.framework.config import normalize_plugin_type, parser_problem, reference_problems
 from inferplane.epp.framework.registry import registered_types
 from inferplane.epp.scheduling.builder import build_scheduler
 from inferplane.errors import ConfigError
@@ -43,7 +43,10 @@ def check_epp_configs(dep: Deployment) -> Iterator[Diagnostic]:
         refs = reference_problems(cfg)
         for path, message in refs:
             yield doc.diag(path, message)
-        if refs:
+        parser = parser_problem(cfg)
+        if parser is not None:
+            yield doc.diag(parser[0], parser[1], hint=parser[2])
+        if refs or parser is not None:
             continue
         # The builder returns its warnings (ignored parameters); they are reported above with their positions.
         try:

@@ -169,12 +169,30 @@ def build_plugins(
             plugins[ref.plugin_ref] = plugin
             warnings += w
     if cfg.parser is not None and not isinstance(plugins[cfg.parser.plugin_ref], RequestParser):
-        raise ConfigError(
-            f"parser.pluginRef: {cfg.parser.plugin_ref!r} is not a request parser inferplane can run",
-            hint="inferplane's EPP parses HTTP (OpenAI API) bodies: use openai-parser, or passthrough-parser to "
-            "schedule without reading bodies",
-        )
+        raise ConfigError(f"parser.pluginRef: {_not_a_parser(cfg.parser.plugin_ref)}", hint=PARSER_HINT)
     return cfg, plugins, warnings
+
+
+PARSER_HINT = (
+    "inferplane's EPP parses HTTP (OpenAI API) bodies: use openai-parser, or passthrough-parser to schedule without "
+    "reading bodies"
+)
+
+
+def _not_a_parser(ref: str) -> str:
+    return f"{ref!r} is not a request parser inferplane can run"
+
+
+def parser_problem(cfg: EndpointPickerConfig) -> tuple[ConfigPath, str, str] | None:
+    """(path, message, hint) when `parser` names a known type that is not a `RequestParser` (`vllmgrpc-parser`:
+    accepted upstream, not runnable here), so `validate` says so at the line instead of accepting it."""
+    if cfg.parser is None:
+        return None
+    spec = cfg.plugin(cfg.parser.plugin_ref)
+    pt = lookup(normalize_plugin_type(spec).type if spec is not None else cfg.parser.plugin_ref)
+    if pt is None or (isinstance(pt.factory, type) and issubclass(pt.factory, RequestParser)):
+        return None
+    return ("parser", "pluginRef"), _not_a_parser(cfg.parser.plugin_ref), PARSER_HINT
 
 
 def _add_default_producers(
