@@ -96,8 +96,14 @@ class ConcurrencyDetector(SaturationDetector):
     params: ConcurrencyParams
     producer_type = "inflight-load-producer"
 
+    _producer: InflightCounts | None = None
+
     def _load(self, e: Endpoint) -> tuple[int, int]:
-        producer = self.handle.first(InflightCounts)
+        producer = self._producer
+        if producer is None:
+            # Found on first use (the builder adds the producer after its consumers) and kept: a Protocol
+            # isinstance per endpoint and decision would cost more than the rest of the check.
+            producer = self._producer = self.handle.first(InflightCounts)
         if self.params.concurrency_mode == "tokens":
             return producer.tokens.get(e.hostport, 0), self.params.max_token_concurrency
         return producer.requests.get(e.hostport, 0), self.params.max_concurrency
