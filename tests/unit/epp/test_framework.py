@@ -58,13 +58,14 @@ def test_the_kernel_and_the_model_import_no_plugin() -> None:
     assert got == {"api_epp": [], "plugins": [], "types": 0}
 
 
-def test_flow_control_loads_without_the_scheduling_package() -> None:
+def test_flow_control_loads_only_the_kernel_and_the_model() -> None:
     got = _run(
         "import json, sys\n"
         "import inferplane.epp.flowcontrol\n"
-        "print(json.dumps({'scheduling': sorted(m for m in sys.modules if m.startswith('inferplane.epp.scheduling'))}))"
+        "print(json.dumps({'others': sorted(m for m in sys.modules if m.startswith('inferplane.epp.')\n"
+        "    and not m.startswith(('inferplane.epp.flowcontrol', 'inferplane.epp.framework')))}))"
     )
-    assert got == {"scheduling": []}
+    assert got == {"others": []}
 
 
 def test_register_in_tree_plugins_fills_the_registry_and_is_idempotent() -> None:
@@ -138,7 +139,7 @@ def test_typed_lookup_finds_a_class_or_a_capability() -> None:
     assert type(producer) is InflightLoadProducer
     assert producer.type_name == "inflight-load-producer"
     assert s.handle.first(InflightCounts) is producer
-    assert s.handle.all(Scorer) == [s.plugins["token-load-scorer"]]
+    assert [p for p in s.plugins.values() if isinstance(p, Scorer)] == [s.handle.first(Scorer)]
     assert isinstance(s.handle.first(TokenLoadScorer), TokenLoadScorer)
     with pytest.raises(KeyError, match="KVEventsConsumer"):
         s.handle.first(KVEventsConsumer)

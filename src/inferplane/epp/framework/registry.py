@@ -35,8 +35,6 @@ Role = Literal[
     "pd-decider",
 ]
 
-SCHEDULING_ROLES = frozenset({"filter", "scorer", "picker", "profile-handler"})
-
 
 class PluginParams(BaseModel):
     """Base of every plugin's parameters: upstream camelCase names, unknown keys kept for a warning."""
@@ -71,10 +69,6 @@ class PluginHandle:
             if isinstance(p, kind):
                 return p
         raise KeyError(f"no plugin of kind {kind.__name__}")
-
-    def all(self, kind: type[T]) -> list[T]:
-        """Every plugin that is a `kind`, in configuration order."""
-        return [p for p in self.plugins.values() if isinstance(p, kind)]
 
 
 class Plugin:
