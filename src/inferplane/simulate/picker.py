@@ -19,11 +19,11 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from inferplane.epp.framework.interfaces import SchedulingError
+from inferplane.epp.framework.types import Endpoint, EndpointKey, LLMRequest, Metrics
 from inferplane.epp.openai_parser import parse_request_body
 from inferplane.epp.scheduling import build_scheduler
-from inferplane.epp.scheduling.framework import SchedulingError
 from inferplane.epp.scheduling.scheduler import Scheduler
-from inferplane.epp.scheduling.types import Endpoint, EndpointKey, LLMRequest, Metrics
 from inferplane.simulate.fleet import VirtualReplica
 
 
