@@ -85,6 +85,18 @@ class StepOutput:
     end: float
 
 
+@dataclass(slots=True)
+class DecodeRun:
+    """Steps that are all alike: every running sequence decodes one token, nothing waits, nothing is admitted or
+    preempted, and the run ends with the step in which the first sequence finishes. A virtual-time driver can
+    price such a run at once and apply it in one go (`Engine.apply_decode_run`) instead of step by step; the final
+    state is the same as `schedule()`/`finish_step()` called `len(durations)` times."""
+
+    seqs: list[Sequence]
+    durations: list[float]  # one per step, in order
+    new_blocks: list[int]  # KV blocks a step-by-step engine would allocate when it schedules each step
+
+
 class QueueFull(Exception):
     pass
 
@@ -168,6 +180,72 @@ class Engine:
             return None
         batch = self._price(entries)
         return ScheduledStep(entries, batch, self.latency.step_time(batch), admitted, preempted)
+
+    def plan_decode_run(self, max_steps: int) -> DecodeRun | None:
+        """The run of identical decode steps starting now, or None when the next step is not one (something
+        waits, a sequence is still in prefill or aborted, or the KV cache could run short during the run)."""
+        running = self.running
+        if self.waiting or not running or len(running) > self.max_num_batched_tokens:
+            return None
+        steps = max_steps
+        context = 0
+        for seq in running:
+            if seq.aborted or seq.num_output == 0 or len(seq.tokens) - seq.num_computed != 1:
+                return None
+            steps = min(steps, len(seq.output_plan) - seq.num_output)
+            context += seq.num_computed
+        if steps < 2:
+            return None
+        blocks = self.blocks
+        new_blocks = [0] * steps
+        for s in running:
+            have = len(s.table.block_ids)
+            for i in range(steps):
+                want = blocks.blocks_needed(s.num_computed + i + 1)
+                if want > have:
+                    new_blocks[i] += want - have
+                    have = want
+        if sum(new_blocks) > blocks.num_free:
+            return None
+        n = len(running)
+        step_time = self.latency.step_time
+        durations = [
+            step_time(StepBatch(num_decodes=n, decode_context=context + i * n, num_running=n)) for i in range(steps)
+        ]
+        return DecodeRun(list(running), durations, new_blocks)
+
+    def apply_decode_run(self, run: DecodeRun, steps: int, ends: list[float]) -> StepOutput:
+        """Apply the first `steps` steps of `run` (`ends[i]`: when step i ended); what `finish_step` would have
+        done after each of them. Returns the last step's output."""
+        bs = self.blocks.block_size
+        emitted: list[Sequence] = []
+        finished: list[Sequence] = []
+        end = ends[steps - 1]
+        for seq in run.seqs:
+            if seq.status is not Status.RUNNING:
+                continue
+            self.blocks.allocate(seq.table, seq.num_computed + steps)
+            seq.num_computed += steps
+            if seq.aborted:
+                self._release(seq)
+                self._finish(seq, "abort", end)
+                finished.append(seq)
+                continue
+            for _ in range(steps):
+                seq.tokens.append(seq.output_plan[seq.num_output])
+                seq.num_output += 1
+                if len(seq.tokens) % bs == 0:
+                    parent = seq.hashes[-1] if seq.hashes else None
+                    seq.hashes.extend(block_hashes(seq.tokens[-bs:], bs, parent, seq.hash_extra))
+            self.blocks.commit(seq.table, seq.hashes, seq.num_computed // bs, seq.tokens, seq.lora)
+            seq.prev_token_time = ends[steps - 2] if steps >= 2 else seq.last_token_time
+            seq.last_token_time = end
+            emitted.append(seq)
+            if seq.num_output >= len(seq.output_plan):
+                self._release(seq)
+                self._finish(seq, seq.finish_reason_at_end, end)
+                finished.append(seq)
+        return StepOutput(emitted, finished, end)
 
     def _admit(self, entries: list[tuple[Sequence, int]], admitted: list[Sequence], budget: int) -> int:
         bs = self.blocks.block_size

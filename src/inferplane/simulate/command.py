@@ -91,6 +91,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--ext-proc-latency", type=_duration, default=Hops.ext_proc, help="picker round trip over Envoy")
     g.add_argument("--network-latency", type=_duration, default=Hops.network, help="one way, gateway↔replica")
     g.add_argument(
+        "--no-itl", action="store_true", help="keep no per-token latencies (long runs: smaller results, no ITL column)"
+    )
+    g.add_argument(
         "--response-phases", action="store_true", help="the picker hears of first tokens (not yet under `up`)"
     )
     g = parser.add_argument_group("planning")
@@ -157,6 +160,7 @@ class _Context:
             configuration=conf,
             seed=args.seed,
             drain_timeout=args.drain_timeout,
+            keep_itl=not args.no_itl,
         )
 
 

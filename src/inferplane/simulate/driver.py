@@ -14,18 +14,20 @@ so idle replicas cost nothing.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import itertools
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from inferplane.bench.client import Target
 from inferplane.bench.loadgen import Stage
 from inferplane.bench.records import RequestRecord, StageInfo
 from inferplane.bench.workloads import RequestSource, RequestSpec
 from inferplane.bench.workloads.base import ListSource
-from inferplane.sim.engine import QueueFull, ScheduledStep
+from inferplane.sim.engine import DecodeRun, QueueFull, ScheduledStep
 from inferplane.sim.engine import Sequence as EngineSequence
 from inferplane.sim.kvblocks import cache_extra
 from inferplane.sim.protocol import ApiError, parse_generation
@@ -56,6 +58,20 @@ class _InFlight:
     last_token: float = 0.0
 
 
+class _MemoTokenizer:
+    """The replicas' tokenizer with a memory: workloads send the same prompts again and again (shared prefixes,
+    conversations resent whole), and encoding is most of a simulated request's cost after the engine's."""
+
+    def __init__(self, inner: Tokenizer, size: int = 4096) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.decode = inner.decode
+        self.encode = functools.lru_cache(maxsize=size)(self._encode)
+
+    def _encode(self, text: str) -> list[int]:
+        return self.inner.encode(text)
+
+
 def take(source: RequestSource) -> tuple[RequestSpec | None, bool]:
     """The source's next spec without an event loop turn: (spec, True), or (None, False) when the source would
     wait (a multi-turn source whose sessions all have a request in flight). Must run inside a running loop."""
@@ -82,6 +98,7 @@ class Simulation:
         drain_timeout: float = 120.0,
         tokenizer: Tokenizer | None = None,
         keep_itl: bool = True,
+        max_run_steps: int = 4096,
     ) -> None:
         self.events = events
         self.pickers = pickers  # model name → the picker of the pool that serves it
@@ -89,9 +106,10 @@ class Simulation:
         self.hops = hops
         self.seed = seed
         self.drain_timeout = drain_timeout
-        self.tokenizer = tokenizer or get_tokenizer(None)
+        self.tokenizer = cast(Tokenizer, _MemoTokenizer(tokenizer or get_tokenizer(None)))
         self.textgen = TextGenerator(self.tokenizer, "random", seed)
         self.keep_itl = keep_itl
+        self.max_run_steps = max_run_steps  # 1: step by step (what the real driver does; for checks)
         self._ids = itertools.count()
         self._seq_owner: dict[str, _InFlight] = {}
         self._in_flight = 0
@@ -294,20 +312,79 @@ class Simulation:
             self._finish_routed(owner)
             self._fail(owner, 429, str(exc))
             return
+        self.interrupt(replica)
         replica.record(self.events.now)
         self.kick(replica)
 
     # --- replicas ------------------------------------------------------------------------------------------
     def kick(self, replica: VirtualReplica) -> None:
-        """Start the replica's next step if it is idle and has work."""
+        """Start the replica's next step if it is idle and has work. When the next steps are all alike (pure
+        decode, nothing waiting) they are priced and scheduled as one run: one event instead of one per token."""
         if replica.busy or not replica.up:
             return
-        step = replica.engine.schedule()
+        engine = replica.engine
+        run = engine.plan_decode_run(self.max_run_steps) if self.max_run_steps > 1 else None
+        if run is not None:
+            ends = list(itertools.accumulate(run.durations, initial=self.events.now))[1:]
+            replica.busy = True
+            replica.step = run
+            replica.run_ends = ends
+            replica.run_handle = self.events.at(ends[-1], lambda: self._run_done(replica, run, len(ends)))
+            replica.record_run(ends, run.new_blocks)
+            return
+        step = engine.schedule()
         if step is None:
             return
         replica.busy = True
         replica.step = step
         self.events.after(step.duration, lambda: self._step_done(replica, step))
+
+    def interrupt(self, replica: VirtualReplica) -> None:
+        """Something arrived at a replica in the middle of a decode run: the run stops after the step in
+        progress (a step-by-step engine would look at its queue then)."""
+        run = replica.step
+        if not isinstance(run, DecodeRun) or replica.run_handle is None:
+            return
+        ends = replica.run_ends
+        done = bisect.bisect_right(ends, self.events.now)
+        if done >= len(ends) - 1:
+            return  # the run ends with the step in progress anyway
+        replica.run_handle.cancel()
+        replica.run_handle = self.events.at(ends[done], lambda: self._run_done(replica, run, done + 1))
+        replica.forget_after(self.events.now)
+
+    def _run_done(self, replica: VirtualReplica, run: DecodeRun, steps: int) -> None:
+        if replica.step is not run:
+            return
+        ends = replica.run_ends
+        out = replica.engine.apply_decode_run(run, steps, ends)
+        replica.busy = False
+        replica.step = None
+        replica.run_handle = None
+        net = self.hops.network
+        if self.keep_itl:
+            times = [e + net for e in ends[:steps]]
+            for seq in out.emitted:
+                owner = self._seq_owner.get(seq.request_id)
+                if owner is None:
+                    continue
+                rec, prev = owner.record, owner.last_token
+                for t in times:
+                    rec.itl.append(t - rec.start - prev)
+                    prev = t - rec.start
+                owner.last_token = prev
+        else:
+            for seq in out.emitted:
+                owner = self._seq_owner.get(seq.request_id)
+                if owner is not None:
+                    owner.last_token = ends[steps - 1] + net - owner.record.start
+        for seq in out.finished:
+            owner = self._seq_owner.pop(seq.request_id, None)
+            if owner is None or any(s.finish_reason is None for s in owner.seqs):
+                continue
+            self._complete(owner, out.end + net)
+        replica.record(self.events.now)
+        self.kick(replica)
 
     def _step_done(self, replica: VirtualReplica, step: ScheduledStep) -> None:
         if replica.step is not step:  # the replica was killed (and maybe restarted) meanwhile

@@ -19,9 +19,10 @@ from inferplane.runtime.backends import BackendOptions, ReplicaContext, SimBacke
 from inferplane.runtime.templates import ServerTemplate
 from inferplane.sim import command as sim_command
 from inferplane.sim.config import SimConfig
-from inferplane.sim.engine import Engine, ScheduledStep, Sequence
+from inferplane.sim.engine import DecodeRun, Engine, ScheduledStep, Sequence
 from inferplane.sim.kvblocks import BlockManager
 from inferplane.sim.latency import LatencyModel, StepBatch, build_latency_model
+from inferplane.simulate.events import Handle
 
 
 def sim_config(server: ServerTemplate, profile: str | None = None, sim_args: tuple[str, ...] = ()) -> SimConfig:
@@ -61,7 +62,9 @@ class VirtualReplica:
     latency: LatencyModel
     up: bool = True
     busy: bool = False
-    step: ScheduledStep | None = None
+    step: ScheduledStep | DecodeRun | None = None
+    run_ends: list[float] = field(default_factory=list)  # a decode run's step end times
+    run_handle: Handle | None = None
     # (time, waiting, running, kv usage) after each change; scrapes read the last one at or before their instant
     history: list[ServerSnapshot] = field(default_factory=list)
 
@@ -76,6 +79,22 @@ class VirtualReplica:
             hist[-1] = snap
         else:
             hist.append(snap)
+
+    def record_run(self, ends: list[float], new_blocks: list[int]) -> None:
+        """What scrapes would read at each step end of a decode run (a step-by-step engine records one then):
+        the same queue, and the KV blocks allocated so far. The last step's entry is the run's own record."""
+        blocks = self.engine.blocks
+        running = len(self.engine.running)
+        free = blocks.num_free
+        for end, new in zip(ends[:-1], new_blocks, strict=False):
+            free -= new
+            self.history.append(ServerSnapshot(end, 0, running, 1.0 - free / blocks.num_blocks))
+
+    def forget_after(self, when: float) -> None:
+        """A run was cut short at `when`: the entries it wrote for later steps did not happen."""
+        hist = self.history
+        while hist and hist[-1].time > when:
+            hist.pop()
 
     def state_at(self, when: float) -> ServerSnapshot:
         """The replica's state as of `when` (history before the last entry at or before `when` is dropped: scrape

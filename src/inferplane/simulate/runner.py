@@ -44,6 +44,7 @@ def simulate_run(
     seed: int = 0,
     drain_timeout: float = 120.0,
     keep_itl: bool = True,
+    max_run_steps: int = 4096,
 ) -> SimulatedRun:
     """Build the fleet, drive the workload through it in virtual time, and summarise it like a measured run."""
     scenario = build_scenario(view, fleet)
@@ -55,6 +56,7 @@ def simulate_run(
         seed=seed,
         drain_timeout=drain_timeout,
         keep_itl=keep_itl,
+        max_run_steps=max_run_steps,
     )
     notes = schedule_whatifs(scenario, sim, whatifs)
     t0 = time.perf_counter()

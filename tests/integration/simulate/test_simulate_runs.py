@@ -26,7 +26,14 @@ MODEL = "meta-llama/Llama-3.1-8B-Instruct"
 
 
 def _run(
-    epp: str | None, *, rate: float = 6.0, duration: float = 20.0, seed: int = 0, whatifs: tuple = (), blocks: int = 0
+    epp: str | None,
+    *,
+    rate: float = 6.0,
+    duration: float = 20.0,
+    seed: int = 0,
+    whatifs: tuple = (),
+    blocks: int = 0,
+    max_run_steps: int = 4096,
 ):
     deployment = load(PATTERN3)
     view = runtime_view(deployment, str(SCHEDULERS / f"{epp}.yaml") if epp else None)
@@ -49,6 +56,7 @@ def _run(
         stages,
         seed=seed,
         whatifs=[parse_whatif(w) for w in whatifs],
+        max_run_steps=max_run_steps,
     )
 
 
@@ -60,6 +68,17 @@ def test_the_same_seed_gives_the_same_run_and_another_seed_another() -> None:
     assert a.result.summary.failures == 0
     assert a.result.summary.successes > 100
     assert len(a.scenario.replicas) == 3  # the pattern's own replica count
+
+
+def test_decode_runs_change_nothing_but_the_number_of_events() -> None:
+    """Steps priced and applied as runs (the default) against one event per step (what the real driver does)."""
+    fast, slow = _run("prefix", rate=20.0, blocks=450), _run("prefix", rate=20.0, blocks=450, max_run_steps=1)
+    key = lambda run: [  # noqa: E731
+        (r.replica, round(r.ttft or 0, 9), round(r.e2e or 0, 9), [round(x, 9) for x in r.itl], r.cached_tokens)
+        for r in run.result.records
+    ]
+    assert key(fast) == key(slow)
+    assert fast.events < slow.events / 3
 
 
 def test_prefix_aware_picking_beats_round_robin_on_cache_hits_and_ttft() -> None:
