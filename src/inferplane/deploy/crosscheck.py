@@ -188,7 +188,7 @@ def _check_epp_transport(pool: str, ref: dict[str, Any] | None, manifests: list[
         return []
     tls = serves_tls(pickers[0]["args"])
     said = "serves TLS" if tls else "serves cleartext HTTP/2"
-    host = service_host(svc["metadata"]["name"], svc["metadata"]["namespace"])
+    host = service_host(svc["metadata"]["name"], svc["metadata"].get("namespace"))
     problems = []
     if tls and port.get("appProtocol") == H2C:
         problems.append(f"InferencePool/{pool}: the endpoint picker {said} but Service/{ref['name']} port "
@@ -239,7 +239,7 @@ def _check_bbr_transport(manifests: list[Manifest]) -> list[str]:
                     continue
                 name = f"Service/{svc['metadata']['name']} port {port['port']}"
                 protocol = port.get("appProtocol")
-                host = service_host(svc["metadata"]["name"], svc["metadata"]["namespace"])
+                host = service_host(svc["metadata"]["name"], svc["metadata"].get("namespace"))
                 if tls and protocol == H2C:
                     problems.append(f"{_ref(m)}: the body-based router {said} but {name} says appProtocol {H2C} "
                                     "(cleartext)")  # fmt: skip
