@@ -295,7 +295,8 @@ def test_yaml_stream_and_directory(tmp_path) -> None:
     assert "epp-config.yaml: |" in stream
     (tmp_path / "999-stale-object.yaml").write_text("old")
     files = write_dir(r, tmp_path, "x", options())
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files)
+    kustomize_base = ["Kustomization", "kustomizeconfig"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in files), *kustomize_base])
     assert files[0].name.startswith("000-")
     assert [yaml.safe_load(p.read_text()) for p in files] == r.manifests
 
