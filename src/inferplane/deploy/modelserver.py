@@ -49,7 +49,10 @@ def pod_labels(ms: ModelServerPlan) -> dict[str, str]:
 
 
 def workload_selector(ms: ModelServerPlan) -> dict[str, str]:
-    """The chart's selector: the user's pod labels as written (chart values: modelArtifacts.labels + role)."""
+    """The selector the workload already has in the cluster: a user Deployment's own, else the user's pod labels as
+    written (chart values: modelArtifacts.labels + role, the chart's selector)."""
+    if ms.selector:
+        return dict(sorted(ms.selector.items()))
     return dict(sorted(ms.labels.items())) if ms.labels else selector_labels(ms.object_name, COMPONENT)
 
 

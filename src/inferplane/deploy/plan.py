@@ -70,6 +70,8 @@ class ModelServerPlan:
     # The workload's name when the upstream chart names it differently from `name` (llm-d-modelservice
     # `<fullname>-<role>`), so that applying over a Helm release updates it in place.
     workload_name: str | None = None
+    # The selector of the user's own Deployment, when the model service was written as one.
+    selector: dict[str, str] | None = None
     role: str = "decode"
     served_names: tuple[str, ...] = ()
     # Single-node: the container's command and args, complete. Multi-node: `args` holds only the extra vLLM flags;

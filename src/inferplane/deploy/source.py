@@ -154,6 +154,7 @@ def model_server_plan(ms: ModelService, deployment: Deployment, options: RenderO
     common: dict[str, Any] = {
         "name": ms.name,
         "workload_name": ms.workload_name,
+        "selector": ms.selector,
         "model": ms.model,
         "image": ms.image or "vllm/vllm-openai:latest",
         "port": ms.port,

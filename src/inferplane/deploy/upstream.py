@@ -28,12 +28,14 @@ NOTES: dict[tuple[str, str], tuple[str, str]] = {
         "appProtocol on grpc-ext-proc states the transport the gateway speaks (TLS or h2c); targetPort is explicit",
     ),
     ("Deployment", "model-server"): (
-        f"name <fullname>-<role> and selector = the values' pod labels as the {MS_CHART}",
+        f"from {MS_CHART} values: name <fullname>-<role> and selector = the values' pod labels as the chart's; "
+        "from a Deployment or the pattern form: its name, and its pod labels as selector",
         "/health startup, readiness and liveness probes; accelerator resources and node selectors for the target; "
         "inferplane's app.kubernetes.io labels on the pods (outside the selector)",
     ),
     ("LeaderWorkerSet", "model-server"): (
-        f"name <fullname>-<role> and pod labels as the {MS_CHART}",
+        f"from {MS_CHART} values (multinode): name <fullname>-<role> and pod labels as the chart's; from a "
+        "LeaderWorkerSet: its name and labels",
         "launch scripts for the group, /health probes, accelerator resources and node selectors for the target",
     ),
     ("Deployment", "body-based-router"): (

@@ -124,3 +124,36 @@ def test_deliberate_differences_are_said_in_the_output() -> None:
     assert "securityContext" in epp.split("\napiVersion")[0]
     server = next(d for d in docs if "kind: Deployment" in d and "modelservice-decode" in d.split("spec:")[0])
     assert "llm-d-modelservice chart v0.4.12" in server.split("\napiVersion")[0]
+
+
+def test_a_user_deployment_keeps_its_own_selector(tmp_path) -> None:
+    """A model server written as an apps/v1 Deployment is rendered under its name with its own (immutable) selector,
+    which may be a subset of its pod labels."""
+    src = DEPLOYMENTS / "pattern3-caching"
+    dst = tmp_path / "p3"
+    (dst / "manifests").mkdir(parents=True)
+    for f in (src / "manifests").iterdir():
+        (dst / "manifests" / f.name).write_bytes(f.read_bytes())
+    labels = {"app": "llama", "llm-d.ai/inference-serving": "true", "llm-d.ai/guide": "prefix-caching"}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "llama"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "llama"}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{
+                    "name": "vllm", "image": "vllm/vllm-openai:v0.11.0", "command": ["vllm", "serve"],
+                    "args": ["meta-llama/Llama-3.1-8B-Instruct", "--port", "8000"],
+                    "resources": {"limits": {"nvidia.com/gpu": "1"}},
+                }]},
+            },
+        },
+    }  # fmt: skip
+    (dst / "manifests" / "deployment.yaml").write_text(yaml.safe_dump(deployment))
+    out = render_path(dst, RenderOptions("kubernetes", "inferplane:test", "istio")).manifests
+    dep = by(out, "Deployment", "llama")
+    assert dep["spec"]["selector"] == {"matchLabels": {"app": "llama"}}
+    assert labels.items() <= dep["spec"]["template"]["metadata"]["labels"].items()
