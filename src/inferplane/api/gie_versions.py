@@ -8,8 +8,12 @@ v1.0–v1.3 have no `spec.appProtocol`, v1.4 added it (v1.5 is unchanged).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pydantic import BaseModel
+
+from inferplane.api.base import Resource
 from inferplane.api.deployment import Deployment
 from inferplane.api.diagnostics import Diagnostic
 from inferplane.errors import UsageError
@@ -23,13 +27,18 @@ class VersionedField:
     kind: str
     path: tuple[str, ...]  # the spec path as written in YAML
     since: str
+    without: str  # what the object means without the field, for the warning's hint
 
     @property
     def dotted(self) -> str:
         return ".".join(self.path)
 
 
-FIELDS: tuple[VersionedField, ...] = (VersionedField("InferencePool", ("spec", "appProtocol"), "v1.4"),)
+FIELDS: tuple[VersionedField, ...] = (
+    VersionedField("InferencePool", ("spec", "appProtocol"), "v1.4", "HTTP/1.1 to the model servers"),
+)
+# kind → the deployment's objects of that kind
+_OBJECTS: dict[str, Callable[[Deployment], Sequence[Resource]]] = {"InferencePool": lambda dep: dep.inference_pools}
 
 
 def _key(version: str) -> tuple[int, ...]:
@@ -62,21 +71,34 @@ def lacking(version: str) -> tuple[VersionedField, ...]:
     return tuple(f for f in FIELDS if _key(version) < _key(f.since))
 
 
+def _snake(key: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in key)
+
+
+def written(model: BaseModel, path: tuple[str, ...]) -> bool:
+    """Whether the user wrote the field at `path` (set explicitly, not filled in by a default)."""
+    node: object = model
+    for key in path:
+        if not isinstance(node, BaseModel) or _snake(key) not in node.model_fields_set:
+            return False
+        node = getattr(node, _snake(key))
+    return True
+
+
 def version_warnings(dep: Deployment, version: str) -> list[Diagnostic]:
     """A warning for every field the deployment writes that the target release's CRDs lack (file, line, fix)."""
     out: list[Diagnostic] = []
     for f in lacking(version):
-        if f.kind != "InferencePool":
-            continue
-        for pool in dep.inference_pools:
-            if "app_protocol" not in pool.spec.model_fields_set:
+        for obj in _OBJECTS[f.kind](dep):
+            if not written(obj, f.path):
                 continue
+            meta = obj.metadata
             message = (
-                f"InferencePool {pool.name!r} sets {f.dotted}, which the GIE {version} CRDs do not have "
+                f"{f.kind} {meta.name!r} sets {f.dotted}, which the GIE {version} CRDs do not have "
                 f"(added in {f.since}); the API server would reject it"
             )
-            hint = f"upgrade the cluster's GIE CRDs to {f.since} or later, or drop {f.dotted} (the default is http)"
-            source = dep.sources.get((f.kind, pool.namespace, pool.name))
+            hint = f"upgrade the cluster's GIE CRDs to {f.since} or later, or drop {f.dotted} (without it: {f.without})"
+            source = dep.sources.get((f.kind, meta.namespace, meta.name))
             if source is not None:
                 out.append(source.diag(f.path, message, hint=hint, severity="warning"))
             else:

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from inferplane.api.deployment import Deployment
+from inferplane.api.gie_versions import written
 from inferplane.api.modelservice import ModelService
 from inferplane.deploy.plan import EnvVar, ModelServerPlan, PoolPlan, RenderOptions, RenderPlan
 from inferplane.errors import ConfigError, UsageError
@@ -221,7 +222,7 @@ def build_plan(deployment: Deployment, options: RenderOptions, name: str) -> Ren
                 epp_config=config_text,
                 failure_mode=pool.failure_mode,
                 app_protocol=pool.spec.app_protocol,
-                app_protocol_written="app_protocol" in pool.spec.model_fields_set,
+                app_protocol_written=written(pool, ("spec", "appProtocol")),
                 epp_service_port=ref.port.number if ref is not None and ref.port is not None else 9002,
                 epp_ref_name=ref.name if ref is not None else "",
             )

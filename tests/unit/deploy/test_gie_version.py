@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
 from inferplane.api.gie_versions import DEFAULT, SUPPORTED, has_field, normalise
 from inferplane.cli import main
@@ -44,6 +46,24 @@ def test_default_is_the_newest_supported() -> None:
 @pytest.mark.parametrize(("given", "line"), [("1.4", "v1.4"), ("v1.3.1", "v1.3"), ("v1.5.0", "v1.5")])
 def test_version_spellings(given: str, line: str) -> None:
     assert normalise(given) == line
+
+
+@given(
+    major=st.integers(0, 3),
+    minor=st.integers(0, 9),
+    patch=st.none() | st.integers(0, 20),
+    prefix=st.sampled_from(["", "v"]),
+)
+def test_any_release_spelling_names_its_line_or_is_refused(
+    major: int, minor: int, patch: int | None, prefix: str
+) -> None:
+    text = f"{prefix}{major}.{minor}" + ("" if patch is None else f".{patch}")
+    line = f"v{major}.{minor}"
+    if line in SUPPORTED:
+        assert normalise(text) == line
+    else:
+        with pytest.raises(UsageError):
+            normalise(text)
 
 
 @pytest.mark.parametrize("bad", ["v0.5", "v2.0", "latest", "1"])
