@@ -97,3 +97,11 @@ def test_values_move_namespace_image_replicas_and_accelerators(
 def test_helm_format_needs_a_directory(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["render", str(DEPLOYMENTS / "pattern3-caching"), "--target", "gke", "--format", "helm"]) == 2
     assert "-o DIR" in capsys.readouterr().err
+
+
+def test_namespace_flag_becomes_the_values_default(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = chart(tmp_path, "pattern3-caching", ["--target", "gke", "--namespace", "team-q"], capsys)
+    assert yaml.safe_load((path / "values.yaml").read_text())["namespace"] == "team-q"
+    docs = template(path, None, "release-ns")
+    assert {d["metadata"]["namespace"] for d in docs} == {"team-q"}
+    assert not any(d["kind"] == "Namespace" for d in docs)  # left to helm install --create-namespace
