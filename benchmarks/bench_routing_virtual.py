@@ -28,12 +28,15 @@ import yaml
 
 from inferplane.api.epp_config import EndpointPickerConfig
 from inferplane.bench.compare import SCHEDULERS_DIR
+from inferplane.epp.framework.types import Endpoint, EndpointKey, LLMRequest, LLMRequestBody, Metrics
+from inferplane.epp.intree import register_in_tree_plugins
 from inferplane.epp.scheduling import build_scheduler
-from inferplane.epp.scheduling.types import Endpoint, EndpointKey, LLMRequest, LLMRequestBody, Metrics
 from inferplane.sim.engine import Engine, Sequence
 from inferplane.sim.kvblocks import BlockManager
 from inferplane.sim.latency import RooflineModel
 from inferplane.sim.profiles import load_profile
+
+register_in_tree_plugins()  # this script is a composition root: the kernel's registry imports no plugin
 
 TIME_SCALE = 10.0
 # `inferplane up` does not send response phases to the picker today (gateway PoolBinding.response_phases is False):

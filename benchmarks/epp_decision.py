@@ -22,10 +22,13 @@ import time
 from collections.abc import Callable
 
 from inferplane.api.epp_config import EndpointPickerConfig, default_epp_config
+from inferplane.epp.framework.types import Endpoint, EndpointKey, LLMRequest, Metrics
+from inferplane.epp.intree import register_in_tree_plugins
 from inferplane.epp.openai_parser import parse_request_body
 from inferplane.epp.scheduling import Scheduler, build_scheduler
 from inferplane.epp.scheduling.plugins.prefix import prefix_hashes
-from inferplane.epp.scheduling.types import Endpoint, EndpointKey, LLMRequest, Metrics
+
+register_in_tree_plugins()  # this script is a composition root: the kernel's registry imports no plugin
 
 CONFIGS: dict[str, Callable[[], EndpointPickerConfig]] = {
     "default (queue 2, kv 2, prefix 3)": default_epp_config,

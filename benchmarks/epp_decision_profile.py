@@ -19,9 +19,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import epp_decision as bench
 from inferplane.api.epp_config import default_epp_config
+from inferplane.epp.framework.types import LLMRequest
+from inferplane.epp.intree import register_in_tree_plugins
 from inferplane.epp.openai_parser import parse_request_body
 from inferplane.epp.scheduling import build_scheduler
-from inferplane.epp.scheduling.types import LLMRequest
+
+register_in_tree_plugins()  # this script is a composition root: the kernel's registry imports no plugin
 
 
 def main() -> None:

@@ -27,7 +27,10 @@ from envoy.service.ext_proc.v3 import external_processor_pb2 as pb  # noqa: E402
 from inferplane.api.epp_config import default_epp_config  # noqa: E402
 from inferplane.epp.datalayer.discovery import StaticDiscovery, parse_endpoints  # noqa: E402
 from inferplane.epp.extproc import BUFFERED, _Stream  # noqa: E402
+from inferplane.epp.intree import register_in_tree_plugins  # noqa: E402
 from inferplane.epp.server import EppOptions, EppServer  # noqa: E402
+
+register_in_tree_plugins()  # this script is a composition root: the kernel's registry imports no plugin
 
 HEADERS = {
     ":authority": "127.0.0.1:10000",

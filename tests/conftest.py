@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from inferplane.cli import compose_picker
 from tests.support.procs import Proc
+
+# The tests build schedulers and load deployments in-process, as the CLI's commands do: compose the endpoint picker
+# the same way (in-tree plugins registered, its config check injected into the model's cross-checks).
+compose_picker()
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

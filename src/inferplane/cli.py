@@ -28,19 +28,32 @@ class Command:
     name: str
     module: str
     help: str
+    picker: bool = False  # loads or checks EndpointPickerConfigs: compose the endpoint picker's plugins first
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("validate", "inferplane.api.command", "check a deployment directory and summarise it"),
-    Command("up", "inferplane.runtime.cmd_up", "run a deployment locally: Envoy, endpoint pickers, model servers"),
+    Command("validate", "inferplane.api.command", "check a deployment directory and summarise it", picker=True),
+    Command(
+        "up",
+        "inferplane.runtime.cmd_up",
+        "run a deployment locally: Envoy, endpoint pickers, model servers",
+        picker=True,
+    ),
     Command("down", "inferplane.runtime.cmd_down", "stop a deployment started with `up --detach`"),
     Command("status", "inferplane.runtime.cmd_status", "show a running deployment and its endpoints"),
     Command("logs", "inferplane.runtime.cmd_logs", "show the logs of a running deployment's components"),
     Command("sim", "inferplane.sim.command", "run the vLLM-compatible model-server simulator"),
-    Command("epp", "inferplane.epp.command", "run the endpoint picker (ext_proc server) for one InferencePool"),
+    Command(
+        "epp", "inferplane.epp.command", "run the endpoint picker (ext_proc server) for one InferencePool", picker=True
+    ),
     Command("bbr", "inferplane.bbr.command", "run the body-based router (ext_proc server)"),
-    Command("bench", "inferplane.bench.command", "benchmark a deployment or compare routing configurations"),
-    Command("render", "inferplane.deploy.command", "render Kubernetes manifests for a deployment"),
+    Command(
+        "bench", "inferplane.bench.command", "benchmark a deployment or compare routing configurations", picker=True
+    ),
+    Command("render", "inferplane.deploy.command", "render Kubernetes manifests for a deployment", picker=True),
+    Command(
+        "simulate", "inferplane.simulate.command", "plan capacity: pickers and replicas in virtual time", picker=True
+    ),
 )
 
 _BY_NAME = {c.name: c for c in COMMANDS}
@@ -103,6 +116,17 @@ def _setup_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format=fmt, handlers=[handler])
 
 
+def compose_picker() -> None:
+    """The composition root of the endpoint picker: register the in-tree plugins with the kernel's registry and
+    hand the picker's config check to the resource model's cross-checks (the model imports nothing above it)."""
+    from inferplane.api.crosscheck import add_check
+    from inferplane.epp.config_check import check_epp_configs
+    from inferplane.epp.intree import register_in_tree_plugins
+
+    register_in_tree_plugins()
+    add_check(check_epp_configs)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = _selected_command(argv)
@@ -116,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     _setup_logging(args.verbose)
+    command = _BY_NAME.get(selected or "")
+    if command is not None and command.picker:
+        compose_picker()
     try:
         return int(args._run(args) or 0)
     except InferplaneError as exc:

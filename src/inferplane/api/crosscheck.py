@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 
 from inferplane.api.deployment import BASE_MODEL_HEADER, MODEL_HEADER, Deployment
 from inferplane.api.diagnostics import Diagnostic, did_you_mean
-from inferplane.api.epp_check import check_epp_configs
 from inferplane.api.gateway_api import GATEWAY_GROUP, Gateway, HTTPRoute, Listener
 from inferplane.api.pool import POOL_GROUPS, V1_GROUP, InferencePool
 from inferplane.api.source import Source
@@ -20,13 +19,24 @@ Check = Callable[[Deployment], Iterator[Diagnostic]]
 CHECKS: list[Check] = []
 
 
+# Checks of components above the model, injected by the composition roots (the CLI passes the endpoint picker's
+# config check, `inferplane.epp.config_check.check_epp_configs`): the model imports nothing above it.
+INJECTED: list[Check] = []
+
+
 def check(fn: Check) -> Check:
     CHECKS.append(fn)
     return fn
 
 
+def add_check(fn: Check) -> None:
+    """Inject a component's check (run after the model's own); adding the same check again changes nothing."""
+    if fn not in INJECTED:
+        INJECTED.append(fn)
+
+
 def cross_check(dep: Deployment) -> list[Diagnostic]:
-    return [d for fn in [*CHECKS, check_epp_configs] for d in fn(dep)]
+    return [d for fn in [*CHECKS, *INJECTED] for d in fn(dep)]
 
 
 def _labels(labels: dict[str, str]) -> str:

@@ -3,12 +3,14 @@
 Decoding is strict like the upstream loader: unknown fields are errors, and so is a number written as a string.
 Both API groups are accepted: `inference.networking.x-k8s.io/v1alpha1` (GIE, llm-d ≤ v0.7) and
 `llm-d.ai/v1alpha1` (llm-d ≥ v0.8).
-`apply_system_defaults` fills in what the upstream loader fills in after building the plugins
-(reference/epp.md §1); `default_epp_config` is the built-in configuration used when none is given.
+`default_epp_config` is the built-in configuration used when none is given. What depends on the plugin types
+(older type names, system defaults, built-in plugins a reference may name) is the EPP's config loader's job
+(`inferplane.epp.framework.config`): this model imports nothing above `api`.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any, Literal
 
@@ -18,12 +20,6 @@ from inferplane.api.base import ApiModel
 
 API_VERSIONS = ("inference.networking.x-k8s.io/v1alpha1", "llm-d.ai/v1alpha1")
 KNOWN_FEATURE_GATES = ("flowControl", "dataLayer", "enableLegacyMetrics")
-
-# Older plugin type names still found in configs → today's names (reference/epp.md §1).
-RENAMED_PLUGIN_TYPES = {
-    "kv-cache-scorer": "kv-cache-utilization-scorer",
-    "by-label-selector": "label-selector-filter",
-}
 
 # A YAML 1.2 float with an exponent and no dot (`5e-324`, `1E3`), which PyYAML's 1.1 resolver leaves a string.
 _YAML12_EXPONENT = re.compile(r"^[-+]?[0-9]+[eE][-+]?[0-9]+$")
@@ -246,15 +242,8 @@ class EndpointPickerConfig(StrictApiModel):
                         f"schedulingProfiles[{i}].plugins[{j}].pluginRef: {ref.plugin_ref!r} names no plugin; "
                         f"defined plugins: {', '.join(sorted(names)) or '(none)'}"
                     )
-        refs: list[tuple[str, str]] = []
-        if self.saturation_detector:
-            refs.append(("saturationDetector.pluginRef", self.saturation_detector.plugin_ref))
-        if self.parser:
-            refs.append(("parser.pluginRef", self.parser.plugin_ref))
-        # Built-in names may be referenced without a plugins[] entry (the upstream loader instantiates them).
-        for where, name in refs:
-            if name not in names and name not in _IMPLICIT_PLUGINS:
-                raise ValueError(f"{where}: {name!r} names no plugin; add `- type: {name}` to plugins")
+        # saturationDetector and parser may name a type the loader creates on its own; which types those are is a
+        # fact of the plugin registry, checked by the EPP's config loader (epp.framework.config).
         return self
 
     def has_gate(self, gate: str) -> bool:
@@ -269,29 +258,12 @@ class EndpointPickerConfig(StrictApiModel):
 
 def _misspelled_type_explains(plugins: list[PluginSpec], ref: str) -> bool:
     """`- type: queue-scorr` without a `name` is named `queue-scorr`, so `pluginRef: queue-scorer` finds nothing.
-    The misspelled type is the problem (reported on its `type` line, with a suggestion, by the plugin-type check of
-    `api.epp_check` and by the EPP's builder); blaming the pluginRef as well would point at the wrong line."""
-    # Imported here: the plugin registry lives in the scheduler, which imports this module.
-    from inferplane.epp.scheduling.registry import registered_types
-
-    types = registered_types()
-    if RENAMED_PLUGIN_TYPES.get(ref, ref) not in types:
-        return False
-    return any(p.name is None and RENAMED_PLUGIN_TYPES.get(p.type, p.type) not in types for p in plugins)
-
-
-# Plugins the upstream loader creates on its own when referenced or defaulted.
-_IMPLICIT_PLUGINS = frozenset(
-    {
-        "utilization-detector",
-        "concurrency-detector",
-        "openai-parser",
-        "passthrough-parser",
-        "vllmgrpc-parser",
-        "metrics-data-source",
-        "core-metrics-extractor",
-    }
-)
+    The misspelled type is the problem (reported on its `type` line, with a suggestion, by the EPP's config check and
+    builder); blaming the pluginRef as well would point at the wrong line. The model knows no plugin types, so a
+    misspelling is recognised by its spelling: an unnamed plugin whose type is a near miss of the reference. Should
+    that type exist after all, the EPP's loader still rejects the dangling reference."""
+    unnamed = [p.type for p in plugins if p.name is None and p.type != ref]
+    return bool(difflib.get_close_matches(ref, unnamed, n=1, cutoff=0.8))
 
 
 def default_epp_config() -> EndpointPickerConfig:
@@ -322,84 +294,5 @@ def default_epp_config() -> EndpointPickerConfig:
                     {"pluginRef": "metrics-data-source", "extractors": [{"pluginRef": "core-metrics-extractor"}]}
                 ]
             },
-        }
-    )
-
-
-def normalize_plugin_type(spec: PluginSpec) -> PluginSpec:
-    """Map older type names onto today's (`kv-cache-scorer`, `prefix-cache-scorer` in `cache_tracking` mode, ...)."""
-    params = dict(spec.parameters or {})
-    new_type = RENAMED_PLUGIN_TYPES.get(spec.type, spec.type)
-    if spec.type == "prefix-cache-scorer" and params.get("mode") == "cache_tracking":
-        new_type = "precise-prefix-cache-scorer"
-        params.pop("mode")
-    if new_type == spec.type and params == (spec.parameters or {}):
-        return spec
-    # The instance keeps the name users reference it by (`pluginRef: kv-cache-scorer` keeps working).
-    return PluginSpec(name=spec.plugin_name, type=new_type, parameters=params or None)
-
-
-def apply_system_defaults(cfg: EndpointPickerConfig) -> EndpointPickerConfig:
-    """Return a copy with what the upstream loader fills in after building the plugins (reference/epp.md §1):
-
-    names default to types and older type names are mapped; no profile → `default` holding every filter, scorer and
-    picker; one profile and no handler → `single-profile-handler`; a profile without a picker → `max-score-picker`;
-    scorer weights default to 1.0; saturation detector `utilization-detector`; parser `openai-parser`; data layer
-    `metrics-data-source` + `core-metrics-extractor` unless explicit or `enableLegacyMetrics` is set.
-    """
-    # Imported here: the plugin roles live in the scheduler's registry, which imports this module.
-    from inferplane.epp.scheduling.registry import plugin_role
-
-    plugins = [normalize_plugin_type(p) for p in cfg.plugins]
-    plugins = [p if p.name else PluginSpec(name=p.type, type=p.type, parameters=p.parameters) for p in plugins]
-    roles = {p.plugin_name: plugin_role(p.type) for p in plugins}
-    names = [p.plugin_name for p in plugins]
-
-    def add_plugin(type_name: str) -> str:
-        name = type_name
-        if name in names:
-            if roles.get(name) == plugin_role(type_name):
-                return name
-            suffix = 2
-            while f"{type_name}-{suffix}" in names:
-                suffix += 1
-            name = f"{type_name}-{suffix}"
-        plugins.append(PluginSpec(name=name, type=type_name))
-        names.append(name)
-        roles[name] = plugin_role(type_name)
-        return name
-
-    profiles = [prof.model_copy(deep=True) for prof in cfg.scheduling_profiles]
-    if not profiles:
-        profiles = [
-            SchedulingProfile(
-                name="default",
-                plugins=[ProfilePluginRef(plugin_ref=n) for n in names if roles[n] in ("filter", "scorer", "picker")],
-            )
-        ]
-    if not any(role == "profile-handler" for role in roles.values()) and len(profiles) == 1:
-        add_plugin("single-profile-handler")
-    for prof in profiles:
-        if not any(roles.get(r.plugin_ref) == "picker" for r in prof.plugins):
-            prof.plugins.append(ProfilePluginRef(plugin_ref=add_plugin("max-score-picker")))
-        for ref in prof.plugins:
-            if roles.get(ref.plugin_ref) == "scorer" and ref.weight is None:
-                ref.weight = 1.0
-    data_layer = cfg.data_layer
-    if data_layer is None and not cfg.has_gate("enableLegacyMetrics"):
-        data_layer = DataLayerConfig(
-            sources=[
-                DataLayerSource(
-                    plugin_ref="metrics-data-source", extractors=[PluginRef(plugin_ref="core-metrics-extractor")]
-                )
-            ]
-        )
-    return cfg.model_copy(
-        update={
-            "plugins": plugins,
-            "scheduling_profiles": profiles,
-            "saturation_detector": cfg.saturation_detector or PluginRef(plugin_ref="utilization-detector"),
-            "parser": cfg.parser or PluginRef(plugin_ref="openai-parser"),
-            "data_layer": data_layer,
         }
     )

@@ -24,6 +24,7 @@ from inferplane.epp.datalayer.discovery import DiscoverySource, StaticDiscovery,
 from inferplane.epp.datalayer.endpoints_file import EndpointsFile, FileDiscovery
 from inferplane.epp.extproc import BUFFERED, FULL_DUPLEX, NONE
 from inferplane.epp.extproc_port import add_ext_proc_server_argument
+from inferplane.epp.intree import register_in_tree_plugins
 from inferplane.epp.tls import ServingCert, load_cert_dir, self_signed
 from inferplane.errors import ConfigError, UsageError
 
@@ -252,6 +253,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    register_in_tree_plugins()  # this command is the picker's composition root (idempotent after the CLI's)
     if args.log_verbosity:
         logging.getLogger("inferplane").setLevel(logging.DEBUG if args.log_verbosity >= 4 else logging.INFO)
         logging.getLogger().setLevel(logging.DEBUG if args.log_verbosity >= 4 else logging.INFO)

@@ -20,11 +20,11 @@ from typing import Protocol
 
 from inferplane.epp import openai_parser
 from inferplane.epp.datalayer.datastore import Datastore
+from inferplane.epp.framework.interfaces import SchedulingError
+from inferplane.epp.framework.interfaces import Usage as HookUsage
+from inferplane.epp.framework.types import Endpoint, LLMRequest, LLMRequestBody, SchedulingResult
 from inferplane.epp.metrics import EppMetrics
 from inferplane.epp.request_errors import EppError, ErrorCode, bad_request, internal, unavailable
-from inferplane.epp.scheduling.framework import SchedulingError
-from inferplane.epp.scheduling.framework import Usage as HookUsage
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest, LLMRequestBody, SchedulingResult
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,12 @@ class SchedulerPort(Protocol):
     def response_complete(
         self, request: LLMRequest, endpoint: Endpoint | None, usage: HookUsage | None = None
     ) -> None: ...
+    def flush_deferred(self) -> None: ...
 
+
+# The configured `parser` plugin's `parse_request`: the body → what the scheduler reads, or None for a parser that
+# does not look inside bodies (the model then comes from x-gateway-model-name, as for a body-less request).
+ParseBody = Callable[[bytes, str], LLMRequestBody | None]
 
 # Admission: awaits until the request may be scheduled, or raises EppError (429/503). The flow-control gate makes
 # this a queue; without it, it sheds sheddable requests when the pool is saturated.
@@ -115,8 +120,10 @@ class Director:
         metrics: EppMetrics,
         admit: Admit | None = None,
         rng: random.Random | None = None,
+        parse: ParseBody | None = None,
     ) -> None:
         self.datastore = datastore
+        self.parse: ParseBody = parse or openai_parser.parse_request_body
         self.scheduler = scheduler
         self.metrics = metrics
         self.admit = admit
@@ -140,7 +147,8 @@ class Director:
         parsed: LLMRequestBody | None = None
         if body is not None:
             ctx.request_size = len(body)
-            parsed = openai_parser.parse_request_body(body, ctx.path)
+            parsed = self.parse(body, ctx.path)
+        if parsed is not None:
             ctx.incoming_model = str(parsed.raw["model"])
         else:
             ctx.incoming_model = ctx.headers.get(H_MODEL, "")
@@ -215,9 +223,7 @@ class Director:
 
     def after_reply(self) -> None:
         """The decision has been sent: run what the scheduler deferred until then."""
-        flush = getattr(self.scheduler, "flush_deferred", None)
-        if flush is not None:
-            flush()
+        self.scheduler.flush_deferred()
 
     def _target_model(self, ctx: RequestContext) -> str:
         """`x-gateway-model-name-rewrite`, else the weighted InferenceModelRewrite rules (flowcontrol.rewrite)."""

@@ -1,7 +1,8 @@
 """The narrow seam between the protocol side of the EPP and the pure scheduling / flow-control packages.
 
 Everything the server needs from `inferplane.epp.scheduling` and `inferplane.epp.flowcontrol` is built here, so
-the director and the ext_proc server depend only on small protocols (director.SchedulerPort, director.Admit).
+the director and the ext_proc server depend only on small protocols (director.SchedulerPort, director.Admit,
+the configured `RequestParser`).
 """
 
 from __future__ import annotations
@@ -12,63 +13,41 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from inferplane.api.epp_config import EndpointPickerConfig
 from inferplane.epp.datalayer.datastore import Datastore
 from inferplane.epp.datalayer.kvevents import KVEventBatch
-from inferplane.epp.director import SchedulerPort
 from inferplane.epp.flowcontrol import AdmissionController, Admitted, Outcome, Rejected, Ticket
+from inferplane.epp.framework.capabilities import KVEventsConsumer
+from inferplane.epp.framework.config import needs_body as config_needs_body
+from inferplane.epp.framework.config import parser_of
+from inferplane.epp.framework.interfaces import RequestParser
+from inferplane.epp.framework.types import Endpoint, LLMRequest
 from inferplane.epp.metrics import EppMetrics
 from inferplane.epp.request_errors import EppError, ErrorCode
-from inferplane.epp.scheduling import build_scheduler
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
+from inferplane.epp.scheduling import Scheduler, build_scheduler
 
 log = logging.getLogger(__name__)
-
-# Plugin types that decide from headers and scraped metrics alone: a configuration made only of these lets the
-# gateway skip sending the request body (request_body_mode NONE, the fastest ext_proc mode).
-BODYLESS_PLUGIN_TYPES = frozenset(
-    {
-        "queue-scorer",
-        "kv-cache-utilization-scorer",
-        "kv-cache-scorer",
-        "running-requests-size-scorer",
-        "load-aware-scorer",
-        "active-request-scorer",
-        "session-affinity-scorer",
-        "max-score-picker",
-        "random-picker",
-        "weighted-random-picker",
-        "single-profile-handler",
-        "decode-filter",
-        "prefill-filter",
-        "by-label",
-        "by-label-selector",
-        "label-selector-filter",
-        "header-based-testing-filter",
-        "utilization-detector",
-        "concurrency-detector",
-        "metrics-data-source",
-        "core-metrics-extractor",
-        "passthrough-parser",
-    }
-)
 
 
 def needs_body(config: EndpointPickerConfig, has_model_rewrites: bool = False) -> bool:
     """Whether the EPP must see request bodies under this configuration (prefix affinity, token counts, the model
-    name for LoRA affinity, model rewrites). The local gateway uses this to choose the ext_proc body mode."""
-    if has_model_rewrites:
-        return True
-    return any(p.type not in BODYLESS_PLUGIN_TYPES for p in config.plugins)
+    name for LoRA affinity, model rewrites): `needs_body` on each plugin's registration. The local gateway uses this
+    to choose the ext_proc body mode."""
+    return has_model_rewrites or config_needs_body(config)
 
 
-def build_scheduler_for(config: EndpointPickerConfig, metrics: EppMetrics, rng: random.Random) -> SchedulerPort:
-    scheduler: Any = build_scheduler(config, rng=rng, observer=metrics)
-    for warning in getattr(scheduler, "warnings", ()):
+def build_scheduler_for(config: EndpointPickerConfig, metrics: EppMetrics, rng: random.Random) -> Scheduler:
+    """The pool's scheduler; the builder returns its warnings, and the EPP logs each once here."""
+    scheduler = build_scheduler(config, rng=rng, observer=metrics)
+    for warning in scheduler.warnings:
         log.warning("EndpointPickerConfig: %s", warning)
     return scheduler
+
+
+def request_parser(config: EndpointPickerConfig, scheduler: Scheduler) -> RequestParser:
+    """The configured `parser` plugin (`openai-parser` by default), built with the scheduler's plugins."""
+    return parser_of(config, scheduler.plugins)
 
 
 class Admission:
@@ -144,7 +123,7 @@ _REJECT_CODES = {
 
 
 def build_admission(
-    config: EndpointPickerConfig, datastore: Datastore, metrics: EppMetrics, scheduler: Any
+    config: EndpointPickerConfig, datastore: Datastore, metrics: EppMetrics, scheduler: Scheduler
 ) -> Admission:
     controller = AdmissionController.from_config(config, scheduler=scheduler)
     return Admission(controller, datastore, metrics)
@@ -160,27 +139,24 @@ class KVEventsSettings:
     socket_port: int = 5557
 
 
-def kv_events_settings(scheduler: Any) -> KVEventsSettings | None:
+def kv_events_settings(scheduler: Scheduler) -> KVEventsSettings | None:
     """The first plugin that takes KV events names the socket; None when no plugin wants them."""
-    for p in getattr(scheduler, "plugins", {}).values():
-        cfg = getattr(p, "kv_events_config", None)
-        if cfg is None or not callable(getattr(p, "on_kv_events", None)):
+    for p in scheduler.plugins.values():
+        if not isinstance(p, KVEventsConsumer):
             continue
-        pod_cfg = getattr(cfg, "pod_discovery_config", {}) or {}
+        cfg = p.kv_events_config
         return KVEventsSettings(
-            zmq_endpoint=str(getattr(cfg, "zmq_endpoint", "tcp://*:5557")),
-            topic_filter=str(getattr(cfg, "topic_filter", "kv@")),
-            discover_pods=bool(getattr(cfg, "discover_pods", False)),
-            socket_port=int(pod_cfg.get("socketPort", 5557)),
+            zmq_endpoint=str(cfg.zmq_endpoint),
+            topic_filter=str(cfg.topic_filter),
+            discover_pods=bool(cfg.discover_pods),
+            socket_port=int((cfg.pod_discovery_config or {}).get("socketPort", 5557)),
         )
     return None
 
 
-def kv_event_sink(scheduler: Any) -> Callable[[str, KVEventBatch], None] | None:
+def kv_event_sink(scheduler: Scheduler) -> Callable[[str, KVEventBatch], None] | None:
     """The precise-prefix index's ingestion hook, if the configuration has a plugin that takes KV events."""
-    handlers = [
-        p.on_kv_events for p in getattr(scheduler, "plugins", {}).values() if callable(getattr(p, "on_kv_events", None))
-    ]
+    handlers = [p.on_kv_events for p in scheduler.plugins.values() if isinstance(p, KVEventsConsumer)]
     if not handlers:
         return None
 

@@ -6,8 +6,7 @@ Pool gauges are computed when Prometheus scrapes (a custom collector over the da
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
@@ -16,6 +15,7 @@ from prometheus_client.registry import Collector
 from inferplane import __version__
 from inferplane.epp.datalayer.datastore import Datastore
 from inferplane.epp.fastmetrics import FastCounter, FastGauge, FastHistogram
+from inferplane.epp.framework.capabilities import DecisionCounter, KVEventsConsumer, PrefixIndexStats
 
 OBJ = ("model_name", "target_model_name")
 # Upstream buckets: durations 5 ms – 3600 s; sizes in bytes; token counts.
@@ -74,15 +74,15 @@ class SchedulerCollector(Collector):
     """Plugin state the scheduler keeps (prefix index size and hit ratio, P/D decisions, KV-event index counters),
     read at scrape time so the plugins stay free of metric code."""
 
-    def __init__(self, scheduler: Any) -> None:
-        self.scheduler = scheduler
+    def __init__(self, plugins: Mapping[str, object]) -> None:
+        self.plugins = plugins
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        plugins = list(getattr(self.scheduler, "plugins", {}).values())
-        producers = [p for p in plugins if hasattr(p, "queried_blocks") and hasattr(p, "index")]
+        plugins = list(self.plugins.values())
+        producers = [p for p in plugins if isinstance(p, PrefixIndexStats)]
         if producers:
             size = GaugeMetricFamily("inference_extension_prefix_indexer_size", "Prefix hashes held in the index.")
-            size.add_metric([], float(sum(p.index.size() for p in producers)))
+            size.add_metric([], float(sum(p.index_size() for p in producers)))
             yield size
             queried = sum(p.queried_blocks for p in producers)
             ratio = GaugeMetricFamily(
@@ -95,7 +95,7 @@ class SchedulerCollector(Collector):
             )
             hit.add_metric([], float(sum(p.hit_bytes for p in producers)))
             yield hit
-        handlers = [p for p in plugins if isinstance(getattr(p, "decisions", None), dict)]
+        handlers = [p for p in plugins if isinstance(p, DecisionCounter)]
         if handlers:
             pd = CounterMetricFamily(
                 "llm_d_inference_scheduler_pd_decision", "Prefill/decode decisions.", labels=["decision_type"]
@@ -103,13 +103,13 @@ class SchedulerCollector(Collector):
             for kind in ("decode-only", "prefill-decode"):
                 pd.add_metric([kind], float(sum(h.decisions.get(kind, 0) for h in handlers)))
             yield pd
-        indexes = [p.index for p in plugins if isinstance(getattr(getattr(p, "index", None), "stats", None), dict)]
+        indexes = [p.kv_index_stats() for p in plugins if isinstance(p, KVEventsConsumer)]
         if indexes:
             kv = GaugeMetricFamily(
                 "inferplane_epp_kv_index_events", "KV-event index counters (mismatches made visible).", labels=["stat"]
             )
-            for stat in sorted({k for i in indexes for k in i.stats}):
-                kv.add_metric([stat], float(sum(i.stats.get(stat, 0) for i in indexes)))
+            for stat in sorted({k for i in indexes for k in i}):
+                kv.add_metric([stat], float(sum(i.get(stat, 0) for i in indexes)))
             yield kv
 
 
@@ -211,12 +211,15 @@ class EppMetrics:
         r.register(InfoCollector())
 
     def attach_pool(
-        self, datastore: Datastore, saturation: Callable[[], float] | None = None, scheduler: Any = None
+        self,
+        datastore: Datastore,
+        saturation: Callable[[], float] | None = None,
+        plugins: Mapping[str, object] | None = None,
     ) -> None:
         self.registry.register(PoolCollector(datastore, saturation))
-        if scheduler is not None:
-            self.registry.register(SchedulerCollector(scheduler))
+        if plugins is not None:
+            self.registry.register(SchedulerCollector(plugins))
 
-    # scheduling.framework.Observer
+    # framework.interfaces.Observer
     def plugin_duration(self, extension_point: str, plugin_type: str, plugin_name: str, seconds: float) -> None:
         self.plugin_duration_hist.observe((extension_point, plugin_type, plugin_name), seconds)

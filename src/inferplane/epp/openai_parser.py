@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from inferplane.epp.framework.types import ChatMessage, LLMRequestBody
 from inferplane.epp.request_errors import bad_request
-from inferplane.epp.scheduling.types import ChatMessage, LLMRequestBody
 
 # Path suffix → API kind; checked in order so `/chat/completions` wins over `/completions`.
 _KINDS = (

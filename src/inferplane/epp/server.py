@@ -27,7 +27,13 @@ from inferplane.epp.extproc import FULL_DUPLEX, ExtProcServicer
 from inferplane.epp.extproc_port import Stoppable, start_ext_proc_port, start_health_port
 from inferplane.epp.flowcontrol.rewrite import ModelRewriter
 from inferplane.epp.health import EppHealth
-from inferplane.epp.integration import build_admission, build_scheduler_for, kv_event_sink, kv_events_settings
+from inferplane.epp.integration import (
+    build_admission,
+    build_scheduler_for,
+    kv_event_sink,
+    kv_events_settings,
+    request_parser,
+)
 from inferplane.epp.metrics import EppMetrics
 from inferplane.epp.tls import ServingCert
 from inferplane.errors import InferplaneError
@@ -74,9 +80,17 @@ class EppServer:
         rng = random.Random(opts.seed)
         self.scheduler = build_scheduler_for(opts.config, self.metrics, rng)
         self.admission = build_admission(opts.config, self.datastore, self.metrics, self.scheduler)
-        self.metrics.attach_pool(self.datastore, self.admission.saturation, self.scheduler)
+        self.metrics.attach_pool(self.datastore, self.admission.saturation, self.scheduler.plugins)
         self.datastore.rewriter = ModelRewriter(rng=rng)
-        self.director = Director(self.datastore, self.scheduler, self.metrics, admit=self.admission.admit, rng=rng)
+        parser = request_parser(opts.config, self.scheduler)
+        self.director = Director(
+            self.datastore,
+            self.scheduler,
+            self.metrics,
+            admit=self.admission.admit,
+            rng=rng,
+            parse=parser.parse_request,
+        )
         self.servicer = ExtProcServicer(self.director, opts.default_body_mode)
         self.health = EppHealth()
         self.scraper = MetricsScraper(
@@ -168,10 +182,9 @@ class EppServer:
                 raise InferplaneError(
                     f"cannot serve metrics on {self.opts.bind}:{self.opts.metrics_port}: {exc}"
                 ) from None
-            server = getattr(site, "_server", None)
-            sockets = getattr(server, "sockets", None) or []
-            if sockets:
-                self.metrics_port = int(sockets[0].getsockname()[1])
+            addresses = self._web.addresses  # the bound (host, port, ...) of each site: port 0 resolved
+            if addresses:
+                self.metrics_port = int(addresses[0][1])
 
         await self.scraper.start()
         loop = asyncio.get_running_loop()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from inferplane.api import DiagnosticsError, load_deployment
+from inferplane.api.deployment import Deployment
+from inferplane.api.diagnostics import Diagnostic
 from inferplane.api.epp_config import default_epp_config
+from tests.conftest import DEPLOYMENTS
 from tests.unit.api.helpers import GATEWAY, flat, pool, route, write_tree
 
 EPP = """
@@ -114,3 +118,24 @@ inferencePool:
     assert p.target_port_numbers == [8000]
     assert scorers(dep, "pa") == ["kv-cache-utilization-scorer"]
     assert dep.epp_config_origins["pa"] == "pa-values.yaml: inferenceExtension.pluginsCustomConfig['mine.yaml']"
+
+
+def test_the_pickers_check_is_injected_not_imported() -> None:
+    """The model runs component checks it is handed (`add_check`); the conftest composes like the CLI does."""
+    from inferplane.api import crosscheck
+    from inferplane.epp.config_check import check_epp_configs
+
+    assert check_epp_configs in crosscheck.INJECTED
+    seen: list[str] = []
+
+    def probe(dep: Deployment) -> Iterator[Diagnostic]:
+        seen.append(dep.root.name)
+        yield from ()
+
+    crosscheck.add_check(probe)
+    crosscheck.add_check(probe)  # once is enough
+    try:
+        load_deployment(DEPLOYMENTS / "pattern1-baseline")
+    finally:
+        crosscheck.INJECTED.remove(probe)
+    assert seen == ["pattern1-baseline"]

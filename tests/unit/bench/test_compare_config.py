@@ -11,8 +11,8 @@ import yaml
 from inferplane.api.epp_config import EndpointPickerConfig
 from inferplane.bench.compare import builtin_schedulers, resolve_schedulers
 from inferplane.bench.peers import PEERS, resolve_peers
+from inferplane.epp.framework.types import Endpoint, EndpointKey, LLMRequest, LLMRequestBody
 from inferplane.epp.scheduling.builder import build_scheduler
-from inferplane.epp.scheduling.types import Endpoint, EndpointKey, LLMRequest, LLMRequestBody
 from inferplane.errors import UsageError
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import yaml
 
 from inferplane.api.epp_config import EndpointPickerConfig
+from inferplane.epp.framework.types import Endpoint, EndpointKey, LLMRequest, LLMRequestBody, Metrics
 from inferplane.epp.scheduling import Scheduler, build_scheduler
-from inferplane.epp.scheduling.types import Endpoint, EndpointKey, LLMRequest, LLMRequestBody, Metrics
 
 
 class FakeClock:
@@ -66,7 +66,7 @@ def request(
     if chat:
         raw: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": prompt}]}
         body = LLMRequestBody(kind="chat", raw=raw)
-        from inferplane.epp.scheduling.types import ChatMessage
+        from inferplane.epp.framework.types import ChatMessage
 
         body.messages = [ChatMessage("user", prompt)]
     else:

@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferplane.bench.compare import SCHEDULERS_DIR
+from inferplane.epp.framework.types import Endpoint
 from inferplane.epp.scheduling import CycleState, Scheduler
 from inferplane.epp.scheduling.plugins.balance import overloaded
-from inferplane.epp.scheduling.types import Endpoint
 from inferplane.errors import ConfigError
 
 from .helpers import endpoint, one_scorer, raw_scores, request, scheduler

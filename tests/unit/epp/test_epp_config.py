@@ -10,11 +10,11 @@ from pydantic import ValidationError
 
 from inferplane.api.epp_config import (
     EndpointPickerConfig,
-    apply_system_defaults,
     default_epp_config,
     parse_duration,
     parse_quantity,
 )
+from inferplane.epp.framework.config import apply_system_defaults
 from inferplane.epp.scheduling import build_scheduler
 from inferplane.errors import ConfigError
 from tests.conftest import SHARED

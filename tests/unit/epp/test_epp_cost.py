@@ -12,8 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from inferplane.bench.compare import SCHEDULERS_DIR
+from inferplane.epp.framework.interfaces import Usage
+from inferplane.epp.framework.types import Endpoint, LLMRequest
 from inferplane.epp.scheduling import CycleState, Scheduler
-from inferplane.epp.scheduling.framework import Usage
 from inferplane.epp.scheduling.plugins.cost import (
     CostTerms,
     PredictedTTFTParams,
@@ -21,7 +22,6 @@ from inferplane.epp.scheduling.plugins.cost import (
     predicted_cost,
     relative_scores,
 )
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
 from inferplane.errors import ConfigError
 
 from .helpers import FakeClock, endpoint, one_scorer, raw_scores, request, scheduler

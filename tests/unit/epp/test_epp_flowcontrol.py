@@ -20,6 +20,7 @@ from inferplane.epp.flowcontrol import (
     resolve_objective,
 )
 from inferplane.epp.scheduling import CycleState, build_scheduler
+from inferplane.epp.scheduling.plugins.load import InflightLoadProducer
 
 from .helpers import FakeClock, config, endpoint, request
 
@@ -102,7 +103,7 @@ class Harness:
         self.s = build_scheduler(cfg, rng=random.Random(0), clock=self.clock)
         self.a = AdmissionController.from_config(cfg, scheduler=self.s)
         self.eps = [endpoint(1)]
-        self.inflight = self.s.handle.first_of_type("inflight-load-producer")
+        self.inflight = self.s.handle.first(InflightLoadProducer)
 
     def load(self, n: int) -> None:
         self.inflight.requests[self.eps[0].hostport] = n
@@ -249,7 +250,7 @@ async def test_async_adapter_waits_and_rejects() -> None:
     s = build_scheduler(cfg, rng=random.Random(0), clock=clock)
     eps = [endpoint(1)]
     adm = build_admission_controller(cfg, candidates=lambda: eps, scheduler=s)
-    inflight = s.handle.first_of_type("inflight-load-producer")
+    inflight = s.handle.first(InflightLoadProducer)
     assert adm.admit(request(), eps) is None  # nothing queued, not saturated: admitted at once
     inflight.requests[eps[0].hostport] = 1
     waiting = adm.admit(request(), eps)
@@ -337,7 +338,7 @@ def test_concurrency_detector_tokens_mode_and_filter() -> None:
     s = build_scheduler(cfg, rng=random.Random(0), clock=FakeClock())
     a = AdmissionController.from_config(cfg, scheduler=s)
     eps = [endpoint(1), endpoint(2)]
-    inflight = s.handle.first_of_type("inflight-load-producer")
+    inflight = s.handle.first(InflightLoadProducer)
     inflight.tokens[eps[0].hostport] = 150
     assert a.detector.saturation(eps) == 0.75
     assert s.schedule(request(), eps).primary.target_endpoints == [eps[1]]  # the full one is filtered out

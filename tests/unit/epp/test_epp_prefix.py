@@ -9,7 +9,7 @@ import xxhash
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from inferplane.epp.scheduling.plugins.prefix import prefix_hashes, user_input_bytes
+from inferplane.epp.scheduling.plugins.prefix import ApproxPrefixCacheProducer, prefix_hashes, user_input_bytes
 from inferplane.epp.scheduling.plugins.prefix_index import ApproxPrefixIndex
 
 from .helpers import endpoint, one_scorer, raw_scores, request, scheduler
@@ -171,7 +171,7 @@ def test_scorer_ratio_and_learning_for_the_chosen_endpoint() -> None:
 
 def test_autotune_takes_block_size_and_capacity_from_metrics() -> None:
     s = scheduler(one_scorer("prefix-cache-scorer"))
-    producer = s.handle.first_of_type("approx-prefix-cache-producer")
+    producer = s.handle.first(ApproxPrefixCacheProducer)
     eps = [endpoint(1, cache_block_size=4, cache_num_gpu_blocks=3), endpoint(2, cache_block_size=4)]
     assert producer.block_chars(eps) == 16
     r = request("y" * 160)  # 10 blocks of 16 characters
@@ -181,7 +181,7 @@ def test_autotune_takes_block_size_and_capacity_from_metrics() -> None:
     s.flush_deferred()
     assert producer.index.pod_size(eps[0].hostport) == 3  # capacity num_gpu_blocks
     off = scheduler(one_scorer("prefix-cache-scorer", {"autoTune": False, "blockSizeTokens": 8}))
-    assert off.handle.first_of_type("approx-prefix-cache-producer").block_chars(eps) == 32
+    assert off.handle.first(ApproxPrefixCacheProducer).block_chars(eps) == 32
 
 
 def test_hash_block_size_is_characters_and_blocksize_alone_is_rejected() -> None:
@@ -190,7 +190,7 @@ def test_hash_block_size_is_characters_and_blocksize_alone_is_rejected() -> None
     from inferplane.errors import ConfigError
 
     s = scheduler(one_scorer("prefix-cache-scorer", {"hashBlockSize": 5, "maxPrefixBlocksToMatch": 256}))
-    assert s.handle.first_of_type("approx-prefix-cache-producer").block_chars([endpoint(1)]) == 5
+    assert s.handle.first(ApproxPrefixCacheProducer).block_chars([endpoint(1)]) == 5
     with pytest.raises(ConfigError, match="blockSizeTokens"):
         scheduler(one_scorer("prefix-cache-scorer", {"blockSize": 64}))
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from inferplane.epp.datalayer.discovery import EndpointSpec
 from inferplane.epp.flowcontrol.rewrite import ModelRewriter, ModelRewriteResource
-from inferplane.epp.scheduling.types import Endpoint, EndpointKey
+from inferplane.epp.framework.types import Endpoint, EndpointKey
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from inferplane.epp.datalayer.datastore import Datastore
 from inferplane.epp.datalayer.http_get import HTTPGetError, HTTPGetter
 from inferplane.epp.datalayer.metrics_parser import ParsedMetrics, parse_metrics
-from inferplane.epp.scheduling.types import Endpoint
+from inferplane.epp.framework.types import Endpoint
 
 log = logging.getLogger(__name__)
 

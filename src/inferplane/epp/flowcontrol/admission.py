@@ -6,17 +6,16 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from inferplane.api.epp_config import EndpointPickerConfig
 from inferplane.epp.flowcontrol.controller import FlowController, Ticket
 from inferplane.epp.flowcontrol.outcomes import Admitted, Rejected
 from inferplane.epp.flowcontrol.policies import StaticUsageLimitPolicy
 from inferplane.epp.flowcontrol.saturation import SaturationDetector
-from inferplane.epp.scheduling.builder import build_plugins
-from inferplane.epp.scheduling.registry import Plugin, PluginHandle, build_plugin
-from inferplane.epp.scheduling.scheduler import Scheduler
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
+from inferplane.epp.framework.config import build_plugins
+from inferplane.epp.framework.registry import Plugin, PluginHandle, build_plugin
+from inferplane.epp.framework.types import Endpoint, LLMRequest
 from inferplane.errors import ConfigError
 
 OBJECTIVE_HEADER = "x-gateway-inference-objective"
@@ -37,6 +36,16 @@ def resolve_objective(headers: Mapping[str, str], objectives: Mapping[str, int |
     return name, 0 if prio is None else prio
 
 
+class PluginHost(Protocol):
+    """What admission shares with the scheduler it runs beside: its plugins and their handle (the scheduler is
+    one; flow control needs nothing else of it)."""
+
+    @property
+    def plugins(self) -> dict[str, Plugin]: ...
+    @property
+    def handle(self) -> PluginHandle: ...
+
+
 class AdmissionController:
     """`admit(request, candidates)` → `Admitted`, `Rejected` (status 429/503) or a flow-control `Ticket` to wait on
     (call `pump(candidates)` on a timer and when load changes; the ticket's callbacks fire with the outcome)."""
@@ -54,7 +63,7 @@ class AdmissionController:
         cls,
         config: EndpointPickerConfig,
         *,
-        scheduler: Scheduler | None = None,
+        scheduler: PluginHost | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] | None = None,
     ) -> AdmissionController:

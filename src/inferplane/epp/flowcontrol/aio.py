@@ -12,7 +12,7 @@ from inferplane.api.epp_config import EndpointPickerConfig
 from inferplane.epp.flowcontrol.admission import AdmissionController
 from inferplane.epp.flowcontrol.controller import Ticket
 from inferplane.epp.flowcontrol.outcomes import Rejected
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
+from inferplane.epp.framework.types import Endpoint, LLMRequest
 
 PUMP_INTERVAL_S = 0.005
 

@@ -22,7 +22,7 @@ from inferplane.epp.flowcontrol.policies import (
     StaticUsageLimitPolicy,
 )
 from inferplane.epp.flowcontrol.saturation import SaturationDetector
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
+from inferplane.epp.framework.types import Endpoint, LLMRequest
 from inferplane.errors import ConfigError
 
 DEFAULT_BAND_MAX_BYTES = 1_000_000_000  # 1 GB per band

@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import Field
 
-from inferplane.epp.scheduling.registry import Plugin, PluginParams, register
-from inferplane.epp.scheduling.types import LLMRequest
+from inferplane.epp.framework.registry import Plugin, PluginParams, register
+from inferplane.epp.framework.types import LLMRequest
 
 _seq = itertools.count()
 

@@ -4,14 +4,15 @@ filter that drops saturated endpoints (fail-open: if every endpoint would go, no
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator
 
 from inferplane.api.epp_config import parse_duration
-from inferplane.epp.scheduling.framework import CycleState, Filter
-from inferplane.epp.scheduling.registry import PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
+from inferplane.epp.framework.capabilities import InflightCounts
+from inferplane.epp.framework.interfaces import CycleState, Filter
+from inferplane.epp.framework.registry import PluginParams, register
+from inferplane.epp.framework.types import Endpoint, LLMRequest
 
 
 class SaturationDetector(Filter):
@@ -37,7 +38,9 @@ class UtilizationParams(PluginParams):
         return parse_duration(v)
 
 
-@register("utilization-detector", "saturation-detector", UtilizationParams, also=("filter",))
+@register(
+    "utilization-detector", "saturation-detector", UtilizationParams, also=("filter",), needs_body=False, implicit=True
+)
 class UtilizationDetector(SaturationDetector):
     """Endpoint score `max(queue / queueDepthThreshold, kv / kvCacheUtilThreshold)`, stale or missing metrics 1.0;
     pool saturation is the mean (no endpoints: 1.0)."""
@@ -83,7 +86,9 @@ class ConcurrencyParams(PluginParams):
     headroom: float = Field(default=0.0, ge=0)
 
 
-@register("concurrency-detector", "saturation-detector", ConcurrencyParams, also=("filter",))
+@register(
+    "concurrency-detector", "saturation-detector", ConcurrencyParams, also=("filter",), needs_body=False, implicit=True
+)
 class ConcurrencyDetector(SaturationDetector):
     """Saturation `Σ in-flight / Σ capacity` over the endpoints, in requests or tokens, counted by the
     `inflight-load-producer` through the PreRequest and response hooks."""
@@ -91,8 +96,14 @@ class ConcurrencyDetector(SaturationDetector):
     params: ConcurrencyParams
     producer_type = "inflight-load-producer"
 
+    _producer: InflightCounts | None = None
+
     def _load(self, e: Endpoint) -> tuple[int, int]:
-        producer: Any = self.handle.first_of_type("inflight-load-producer")
+        producer = self._producer
+        if producer is None:
+            # Found on first use (the builder adds the producer after its consumers) and kept: a Protocol
+            # isinstance per endpoint and decision would cost more than the rest of the check.
+            producer = self._producer = self.handle.first(InflightCounts)
         if self.params.concurrency_mode == "tokens":
             return producer.tokens.get(e.hostport, 0), self.params.max_token_concurrency
         return producer.requests.get(e.hostport, 0), self.params.max_concurrency

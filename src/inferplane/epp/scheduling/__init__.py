@@ -1,7 +1,7 @@
 """Scheduling: the framework (profiles → filters → weighted scorers → picker) and the plugins. Pure code, no I/O."""
 
-from inferplane.epp.scheduling.builder import build_plugins, build_scheduler
-from inferplane.epp.scheduling.framework import (
+from inferplane.epp.framework.config import build_plugins
+from inferplane.epp.framework.interfaces import (
     CycleState,
     NoEndpointsAvailable,
     Observer,
@@ -9,6 +9,7 @@ from inferplane.epp.scheduling.framework import (
     SchedulingError,
     Usage,
 )
+from inferplane.epp.scheduling.builder import build_scheduler
 from inferplane.epp.scheduling.scheduler import Scheduler
 
 __all__ = [

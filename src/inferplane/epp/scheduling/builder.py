@@ -1,5 +1,6 @@
-"""EndpointPickerConfig → plugins → Scheduler (GIE `config/loader`): instantiate every plugin by type, create the
-producers that consumers need, assemble the profiles and check the rules the upstream loader checks."""
+"""EndpointPickerConfig → plugins → Scheduler: the kernel's config loader builds the plugins
+(`epp.framework.config.build_plugins`); this assembles the profiles and checks the rules the upstream loader checks
+for scheduling (one profile handler, one picker per profile, profiles that exist)."""
 
 from __future__ import annotations
 
@@ -8,52 +9,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from inferplane.api.epp_config import EndpointPickerConfig, PluginSpec, apply_system_defaults
-from inferplane.epp.scheduling.framework import Filter, Observer, Picker, ProfileHandler, SchedulerProfile, Scorer
-from inferplane.epp.scheduling.registry import Plugin, PluginHandle, build_plugin, plugin_has_role
+from inferplane.api.epp_config import EndpointPickerConfig, PluginSpec
+from inferplane.epp.framework.capabilities import DecodeProfileOwner
+from inferplane.epp.framework.config import build_plugins
+from inferplane.epp.framework.interfaces import Filter, Observer, Picker, ProfileHandler, SchedulerProfile, Scorer
+from inferplane.epp.framework.registry import Plugin, PluginHandle, plugin_has_role
 from inferplane.epp.scheduling.scheduler import Scheduler
 from inferplane.errors import ConfigError
-
-
-def build_plugins(
-    config: EndpointPickerConfig, handle: PluginHandle
-) -> tuple[EndpointPickerConfig, dict[str, Plugin], list[str]]:
-    """Apply the system defaults and build every plugin (plus auto-created producers). Returns the completed
-    config, the plugins by name and the warnings (parameters a plugin does not take, ...)."""
-    cfg = apply_system_defaults(config)
-    warnings: list[str] = []
-    plugins = handle.plugins
-    for i, spec in enumerate(cfg.plugins):
-        # Unknown types are errors, like upstream; the registry's message carries the near-miss hint.
-        plugin, w = build_plugin(spec.type, spec.plugin_name, spec.parameters, handle, where=f"plugins[{i}]: ")
-        plugins[spec.plugin_name] = plugin
-        warnings += w
-    _add_default_producers(cfg, plugins, handle, warnings)
-    for ref, what in ((cfg.saturation_detector, "saturation-detector"), (cfg.parser, "parser")):
-        if ref is not None and ref.plugin_ref not in plugins:
-            plugin, w = build_plugin(ref.plugin_ref, ref.plugin_ref, None, handle, where=f"{what}: ")
-            plugins[ref.plugin_ref] = plugin
-            warnings += w
-    return cfg, plugins, warnings
-
-
-def _add_default_producers(
-    cfg: EndpointPickerConfig, plugins: dict[str, Plugin], handle: PluginHandle, warnings: list[str]
-) -> None:
-    """Upstream's `RegisterAsDefaultProducer`: a consumer whose producer is not configured gets one; the prefix
-    producer takes the prefix scorer's parameters (where older configs put them)."""
-    for consumer in list(plugins.values()):
-        ptype = getattr(consumer, "producer_type", None)
-        if not ptype or any(p.type_name == ptype for p in plugins.values()):
-            continue
-        params: dict[str, Any] | None = None
-        spec = cfg.plugin(consumer.name)
-        if spec is not None and consumer.type_name == "prefix-cache-scorer":
-            params = spec.parameters
-        name = ptype if ptype not in plugins else f"{ptype}-auto"
-        plugin, w = build_plugin(ptype, name, params, handle, where=f"{consumer.name} (its producer): ")
-        plugins[name] = plugin
-        warnings += w
 
 
 def _profile(cfg: EndpointPickerConfig, name: str, refs: list[Any], plugins: dict[str, Plugin]) -> SchedulerProfile:
@@ -108,9 +70,10 @@ def build_scheduler(
             f"single-profile-handler runs exactly one profile, the config has {len(profiles)}",
             hint="use pd-profile-handler for prefill/decode profiles, or keep one profile",
         )
-    decode = getattr(handler, "decode_profile", None)
-    if decode is not None and decode not in profiles:
-        raise ConfigError(f"{handler.type_name}: profile {decode!r} does not exist; profiles: {', '.join(profiles)}")
+    if isinstance(handler, DecodeProfileOwner) and handler.decode_profile not in profiles:
+        raise ConfigError(
+            f"{handler.type_name}: profile {handler.decode_profile!r} does not exist; profiles: {', '.join(profiles)}"
+        )
     return Scheduler(
         handler=handler,
         profiles=profiles,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any
 
-from inferplane.epp.scheduling.framework import (
+from inferplane.epp.framework.capabilities import Flushable
+from inferplane.epp.framework.interfaces import (
     CycleState,
     NoEndpointsAvailable,
     Observer,
@@ -17,10 +17,9 @@ from inferplane.epp.scheduling.framework import (
     SchedulerProfile,
     SchedulingError,
     Usage,
-    hook_overridden,
 )
-from inferplane.epp.scheduling.registry import Plugin, PluginHandle
-from inferplane.epp.scheduling.types import (
+from inferplane.epp.framework.registry import Plugin, PluginHandle
+from inferplane.epp.framework.types import (
     Endpoint,
     LLMRequest,
     ProfileRunResult,
@@ -51,12 +50,14 @@ class Scheduler:
         self.warnings = list(warnings or [])
         self.state = PluginState(clock)
         hooks = [p for p in plugins.values() if isinstance(p, RequestHooks)]
-        self._prepare = [p for p in hooks if hook_overridden(p, "prepare_request_data")]
-        self._pre = [p for p in hooks if hook_overridden(p, "pre_request")]
-        self._received = [p for p in hooks if hook_overridden(p, "response_received")]
-        self._streaming = [p for p in hooks if hook_overridden(p, "response_streaming")]
-        self._complete = [p for p in hooks if hook_overridden(p, "response_complete")]
-        self._deferred: list[Any] = [p for p in plugins.values() if callable(getattr(p, "flush", None))]
+        # Only the hooks a plugin overrides run, so the hot path skips the no-op defaults.
+        base = RequestHooks
+        self._prepare = [p for p in hooks if type(p).prepare_request_data is not base.prepare_request_data]
+        self._pre = [p for p in hooks if type(p).pre_request is not base.pre_request]
+        self._received = [p for p in hooks if type(p).response_received is not base.response_received]
+        self._streaming = [p for p in hooks if type(p).response_streaming is not base.response_streaming]
+        self._complete = [p for p in hooks if type(p).response_complete is not base.response_complete]
+        self._deferred = [p for p in plugins.values() if isinstance(p, Flushable) and isinstance(p, Plugin)]
 
     # ---- the decision -------------------------------------------------------------------------------------
 

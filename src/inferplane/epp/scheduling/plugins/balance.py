@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from inferplane.epp.scheduling.framework import CycleState, Filter, Scorer
-from inferplane.epp.scheduling.registry import NoParams, PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
+from inferplane.epp.framework.interfaces import CycleState, Filter, Scorer
+from inferplane.epp.framework.registry import NoParams, PluginParams, register
+from inferplane.epp.framework.types import Endpoint, LLMRequest
 
 
 class LoadImbalanceParams(PluginParams):

@@ -37,7 +37,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from inferplane.api.epp_config import parse_duration
-from inferplane.epp.scheduling.framework import CycleState, RequestHooks, RequestState, Scorer, Usage
+from inferplane.epp.framework.interfaces import CycleState, RequestHooks, RequestState, Scorer, Usage
+from inferplane.epp.framework.registry import PluginParams, register
+from inferplane.epp.framework.types import Endpoint, LLMRequest, SchedulingResult
 from inferplane.epp.scheduling.plugins.ledger import InflightLedger
 from inferplane.epp.scheduling.plugins.load import request_targets
 from inferplane.epp.scheduling.plugins.prefix import (
@@ -46,8 +48,6 @@ from inferplane.epp.scheduling.plugins.prefix import (
     ApproxPrefixCacheProducer,
     PrefixMatchInfo,
 )
-from inferplane.epp.scheduling.registry import PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest, SchedulingResult
 
 
 class PredictedTTFTParams(PluginParams):
@@ -148,7 +148,7 @@ class PredictedTTFTScorer(Scorer, RequestHooks):
         # The footprint only places new prefixes: a request that some candidate holds part of follows the match and
         # the load (a footprint difference between two full LRUs must not outweigh a cache hit).
         if self.params.footprint_weight > 0 and info is not None and info.hashes and not info.matches:
-            producer: ApproxPrefixCacheProducer = self.handle.first_of_type("approx-prefix-cache-producer")
+            producer = self.handle.first(ApproxPrefixCacheProducer)
             index = producer.index
             block_tokens = info.block_chars // AVERAGE_CHARACTERS_PER_TOKEN
         out = []

@@ -9,9 +9,10 @@ from typing import Any
 
 from pydantic import Field
 
-from inferplane.epp.scheduling.framework import RequestHooks, RequestState
-from inferplane.epp.scheduling.registry import Plugin, PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
+from inferplane.epp import openai_parser
+from inferplane.epp.framework.interfaces import RequestHooks, RequestParser, RequestState
+from inferplane.epp.framework.registry import Plugin, PluginParams, register
+from inferplane.epp.framework.types import Endpoint, LLMRequest, LLMRequestBody
 
 
 class MetricsDataSourceParams(PluginParams):
@@ -37,12 +38,12 @@ class DataLayerPlugin(Plugin):
         return self.params.model_dump(by_alias=True)
 
 
-@register("metrics-data-source", "datalayer", MetricsDataSourceParams)
+@register("metrics-data-source", "datalayer", MetricsDataSourceParams, needs_body=False, implicit=True)
 class MetricsDataSource(DataLayerPlugin):
     """Scrapes each endpoint's /metrics."""
 
 
-@register("core-metrics-extractor", "datalayer", CoreMetricsExtractorParams)
+@register("core-metrics-extractor", "datalayer", CoreMetricsExtractorParams, needs_body=False, implicit=True)
 class CoreMetricsExtractor(DataLayerPlugin):
     """Turns scraped vLLM / SGLang / TensorRT-LLM metrics into `Metrics`."""
 
@@ -57,23 +58,28 @@ class K8sNotificationSource(DataLayerPlugin):
     """Kubernetes object notifications."""
 
 
-class ParserPlugin(Plugin):
-    """Names the request parser the ext_proc server uses."""
-
-
-@register("openai-parser", "parser")
-class OpenAIParser(ParserPlugin):
+@register("openai-parser", "parser", implicit=True)
+class OpenAIParser(RequestParser):
     """OpenAI completions, chat, responses and embeddings bodies."""
 
-
-@register("passthrough-parser", "parser")
-class PassthroughParser(ParserPlugin):
-    """Body not parsed; scheduling without prompt data."""
+    def parse_request(self, body: bytes, path: str) -> LLMRequestBody | None:
+        return openai_parser.parse_request_body(body, path)
 
 
-@register("vllmgrpc-parser", "parser")
-class VLLMGrpcParser(ParserPlugin):
-    """vLLM's gRPC request format."""
+@register("passthrough-parser", "parser", needs_body=False, implicit=True)
+class PassthroughParser(RequestParser):
+    """Body not parsed; scheduling without prompt data, the model from `x-gateway-model-name` as for a body-less
+    request (GIE's hermetic test: the passthrough parser routes to the lowest queue)."""
+
+    def parse_request(self, body: bytes, path: str) -> LLMRequestBody | None:
+        return None
+
+
+@register("vllmgrpc-parser", "parser", implicit=True)
+class VLLMGrpcParser(Plugin):
+    """vLLM's gRPC request format. Registered so that configurations naming it load and validate with a precise
+    answer, but it is not a `RequestParser`: the config loader rejects it as a parser (inferplane's EPP serves HTTP
+    model servers only)."""
 
 
 SERVED_ENDPOINT_HEADER = "x-conformance-test-served-endpoint"

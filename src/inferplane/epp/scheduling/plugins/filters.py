@@ -7,15 +7,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from inferplane.epp.scheduling.framework import CycleState, Filter
-from inferplane.epp.scheduling.registry import PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
+from inferplane.epp.framework.interfaces import CycleState, Filter
+from inferplane.epp.framework.registry import PluginParams, register
+from inferplane.epp.framework.types import Endpoint, LLMRequest
 
 ROLE_LABEL = "llm-d.ai/role"
 TEST_SELECTION_HEADER = "test-epp-endpoint-selection"
 
 
-@register("decode-filter", "filter")
+@register("decode-filter", "filter", needs_body=False)
 class DecodeFilter(Filter):
     """Keeps endpoints labelled `llm-d.ai/role` decode or both, or not labelled at all."""
 
@@ -23,7 +23,7 @@ class DecodeFilter(Filter):
         return [e for e in endpoints if e.labels.get(ROLE_LABEL, "both") in ("decode", "both")]
 
 
-@register("prefill-filter", "filter")
+@register("prefill-filter", "filter", needs_body=False)
 class PrefillFilter(Filter):
     """Keeps endpoints labelled `llm-d.ai/role: prefill`."""
 
@@ -37,7 +37,7 @@ class ByLabelParams(PluginParams):
     allows_no_label: bool = Field(default=False, alias="allowsNoLabel")
 
 
-@register("by-label", "filter", ByLabelParams)
+@register("by-label", "filter", ByLabelParams, needs_body=False)
 class ByLabelFilter(Filter):
     """Keeps endpoints whose `label` has one of `validValues` (or no such label, when `allowsNoLabel`)."""
 
@@ -76,7 +76,7 @@ class LabelSelectorParams(PluginParams):
     match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, alias="matchExpressions")
 
 
-@register("label-selector-filter", "filter", LabelSelectorParams)
+@register("label-selector-filter", "filter", LabelSelectorParams, needs_body=False, aliases=("by-label-selector",))
 class LabelSelectorFilter(Filter):
     """A Kubernetes label selector over the endpoints' labels (`matchLabels`, `matchExpressions`)."""
 
@@ -92,7 +92,7 @@ class LabelSelectorFilter(Filter):
         ]
 
 
-@register("header-based-testing-filter", "filter")
+@register("header-based-testing-filter", "filter", needs_body=False)
 class HeaderBasedTestingFilter(Filter):
     """Conformance helper: `test-epp-endpoint-selection: ip[:port],...` keeps only those endpoints.
     Without the header every endpoint stays."""

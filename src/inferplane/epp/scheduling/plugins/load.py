@@ -12,11 +12,11 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from inferplane.api.epp_config import parse_duration
-from inferplane.epp.scheduling.framework import CycleState, RequestHooks, RequestState, Scorer, Usage
+from inferplane.epp.framework.interfaces import CycleState, RequestHooks, RequestState, Scorer, Usage
+from inferplane.epp.framework.registry import NoParams, PluginParams, register
+from inferplane.epp.framework.types import Endpoint, LLMRequest, SchedulingResult
 from inferplane.epp.scheduling.plugins.ledger import InflightLedger
 from inferplane.epp.scheduling.plugins.prefix import AVERAGE_CHARACTERS_PER_TOKEN, STATE_KEY, PrefixMatchInfo
-from inferplane.epp.scheduling.registry import NoParams, PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest, SchedulingResult
 
 SESSION_HEADER = "x-session-token"
 
@@ -109,7 +109,7 @@ class TokenLoadScorer(Scorer):
     params: TokenLoadParams
 
     def score(self, cycle: CycleState, request: LLMRequest, endpoints: list[Endpoint]) -> list[float]:
-        producer: InflightLoadProducer = self.handle.first_of_type("inflight-load-producer")
+        producer = self.handle.first(InflightLoadProducer)
         t = self.params.queue_threshold_tokens
         tokens = producer.tokens
         return [1.0 - min(tokens.get(hp, 0), t) / t for hp in cycle.hostports(endpoints)]
@@ -124,7 +124,7 @@ class ActiveRequestParams(PluginParams):
         return parse_duration(v)
 
 
-@register("active-request-scorer", "scorer", ActiveRequestParams)
+@register("active-request-scorer", "scorer", ActiveRequestParams, needs_body=False)
 class ActiveRequestScorer(Scorer, RequestHooks):
     """llm-d: requests in flight per endpoint as the EPP counts them (entries expire after `requestTimeout`);
     `(max − count)/max`, idle endpoints 1.0."""
@@ -165,7 +165,7 @@ def session_token(endpoint: Endpoint) -> str:
     return base64.b64encode(f"{endpoint.namespace}/{endpoint.name or endpoint.hostport}".encode()).decode()
 
 
-@register("session-affinity-scorer", "scorer", NoParams)
+@register("session-affinity-scorer", "scorer", NoParams, needs_body=False)
 class SessionAffinityScorer(Scorer, RequestHooks):
     """The endpoint named by the request's `x-session-token` scores 1.0, others 0; responses carry the token of the
     endpoint that served them."""

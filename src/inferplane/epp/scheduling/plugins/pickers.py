@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from inferplane.epp.scheduling.framework import CycleState, Picker
-from inferplane.epp.scheduling.registry import PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest, ScoredEndpoint
+from inferplane.epp.framework.interfaces import CycleState, Picker
+from inferplane.epp.framework.registry import PluginParams, register
+from inferplane.epp.framework.types import Endpoint, LLMRequest, ScoredEndpoint
 
 
 class PickerParams(PluginParams):
     max_num_of_endpoints: int = Field(default=1, gt=0, alias="maxNumOfEndpoints")
 
 
-@register("max-score-picker", "picker", PickerParams)
+@register("max-score-picker", "picker", PickerParams, needs_body=False)
 class MaxScorePicker(Picker):
     """The highest totals first; ties broken at random (upstream shuffles, then stable-sorts)."""
 
@@ -43,7 +43,7 @@ class MaxScorePicker(Picker):
         return [s.endpoint for s in keyed[:n]]
 
 
-@register("random-picker", "picker", PickerParams)
+@register("random-picker", "picker", PickerParams, needs_body=False)
 class RandomPicker(Picker):
     """Uniformly random endpoints, scores ignored."""
 
@@ -54,7 +54,7 @@ class RandomPicker(Picker):
         return [s.endpoint for s in self.handle.rng.sample(scored, n)]
 
 
-@register("weighted-random-picker", "picker", PickerParams)
+@register("weighted-random-picker", "picker", PickerParams, needs_body=False)
 class WeightedRandomPicker(Picker):
     """Weighted sampling without replacement (A-Res: key `U^(1/score)`, highest keys win); uniform when every
     score is ≤ 0. Endpoints scoring ≤ 0 come only after every positive one."""

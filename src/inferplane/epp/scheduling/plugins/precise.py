@@ -15,10 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from inferplane.epp.scheduling.framework import CycleState, RequestHooks, RequestState, Scorer
+from inferplane.epp.framework.interfaces import CycleState, RequestHooks, RequestState, Scorer
+from inferplane.epp.framework.registry import PluginParams, register
+from inferplane.epp.framework.types import Endpoint, LLMRequest
 from inferplane.epp.scheduling.plugins.scorers import min_max
-from inferplane.epp.scheduling.registry import PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
 from inferplane.sim.kvblocks import block_hashes, cache_extra
 
 TIER_WEIGHTS = {"gpu": 1.0, "cpu": 0.8}
@@ -203,6 +203,10 @@ class PrecisePrefixCacheScorer(Scorer):
     @property
     def kv_events_config(self) -> _KVEventsConfig:
         return self.params.kv_events_config
+
+    def kv_index_stats(self) -> dict[str, int]:
+        """The KV-event index's counters (mismatches made visible in the EPP's metrics)."""
+        return self.index.stats
 
     def on_kv_events(self, hostport: str, batch: Any) -> None:
         """Ingestion hook for the EPP's KV-event subscriber: a decoded batch (`.events`, `.model`) from `hostport`."""

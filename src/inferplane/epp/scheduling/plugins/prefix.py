@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import xxhash
 from pydantic import Field, model_validator
 
-from inferplane.epp.scheduling.framework import CycleState, RequestHooks, RequestState, Scorer
+from inferplane.epp.framework.interfaces import CycleState, RequestHooks, RequestState, Scorer
+from inferplane.epp.framework.registry import PluginParams, register
+from inferplane.epp.framework.types import Endpoint, LLMRequest, LLMRequestBody, SchedulingResult
 from inferplane.epp.scheduling.plugins.prefix_index import ApproxPrefixIndex
-from inferplane.epp.scheduling.registry import PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest, LLMRequestBody, SchedulingResult
 
 AVERAGE_CHARACTERS_PER_TOKEN = 4
 PRUNE_INTERVAL_S = 120.0  # inactive endpoints leave the index every 2 minutes, like upstream
@@ -187,6 +187,9 @@ class ApproxPrefixCacheProducer(RequestHooks):
             # next PrepareData, so every match still sees every earlier decision.
             self._pending.append((hp, info.hashes, e.metrics.cache_num_gpu_blocks if auto else None))
         return None
+
+    def index_size(self) -> int:
+        return self.index.size()
 
     def flush(self) -> None:
         """Apply the index updates of the decisions made so far."""

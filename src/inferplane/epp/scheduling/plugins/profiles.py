@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import Field
 
-from inferplane.epp.scheduling.framework import (
+from inferplane.epp.framework.interfaces import (
     CycleState,
     NoEndpointsAvailable,
     ProfileHandler,
@@ -17,9 +17,9 @@ from inferplane.epp.scheduling.framework import (
     RequestState,
     SchedulerProfile,
 )
+from inferplane.epp.framework.registry import Plugin, PluginParams, register
+from inferplane.epp.framework.types import Endpoint, EndpointKey, LLMRequest, ProfileRunResult, SchedulingResult
 from inferplane.epp.scheduling.plugins.prefix import AVERAGE_CHARACTERS_PER_TOKEN, STATE_KEY, PrefixMatchInfo
-from inferplane.epp.scheduling.registry import Plugin, PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, EndpointKey, LLMRequest, ProfileRunResult, SchedulingResult
 
 PREFILLER_HEADER = "x-prefiller-host-port"
 DATA_PARALLEL_HEADER = "x-data-parallel-host-port"
@@ -29,7 +29,7 @@ def _done(results: dict[str, ProfileRunResult | None]) -> dict[str, ProfileRunRe
     return {k: v for k, v in results.items() if v is not None}
 
 
-@register("single-profile-handler", "profile-handler")
+@register("single-profile-handler", "profile-handler", needs_body=False)
 class SingleProfileHandler(ProfileHandler):
     """Runs the one profile; its result is the primary."""
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from inferplane.epp.scheduling.framework import CycleState, Scorer
-from inferplane.epp.scheduling.registry import PluginParams, register
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest
+from inferplane.epp.framework.interfaces import CycleState, Scorer
+from inferplane.epp.framework.registry import PluginParams, register
+from inferplane.epp.framework.types import Endpoint, LLMRequest
 
 
 def min_max_inverted(values: list[float]) -> list[float]:
@@ -36,7 +36,7 @@ def min_max(values: list[float]) -> list[float]:
     return [(v - lo) / span for v in values]
 
 
-@register("queue-scorer", "scorer")
+@register("queue-scorer", "scorer", needs_body=False)
 class QueueScorer(Scorer):
     """Fewer waiting requests (`vllm:num_requests_waiting`) score higher, min–max over the candidates."""
 
@@ -46,7 +46,7 @@ class QueueScorer(Scorer):
         return min_max_inverted([e.metrics.waiting_queue_size for e in endpoints])
 
 
-@register("running-requests-size-scorer", "scorer")
+@register("running-requests-size-scorer", "scorer", needs_body=False)
 class RunningRequestsSizeScorer(Scorer):
     """Fewer running requests (`vllm:num_requests_running`) score higher, min–max over the candidates."""
 
@@ -56,7 +56,7 @@ class RunningRequestsSizeScorer(Scorer):
         return min_max_inverted([e.metrics.running_requests_size for e in endpoints])
 
 
-@register("kv-cache-utilization-scorer", "scorer")
+@register("kv-cache-utilization-scorer", "scorer", needs_body=False, aliases=("kv-cache-scorer",))
 class KVCacheUtilizationScorer(Scorer):
     """`1 − KVCacheUsagePercent` (a 0..1 fraction, as vLLM reports it)."""
 
@@ -93,7 +93,7 @@ class LoadAwareParams(PluginParams):
     threshold: int = Field(default=128, gt=0)
 
 
-@register("load-aware-scorer", "scorer", LoadAwareParams)
+@register("load-aware-scorer", "scorer", LoadAwareParams, needs_body=False)
 class LoadAwareScorer(Scorer):
     """llm-d: an empty queue scores 0.5; otherwise `0.5 · (1 − min(q, threshold)/threshold)`."""
 

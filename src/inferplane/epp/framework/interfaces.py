@@ -1,4 +1,4 @@
-"""Extension points of the scheduler and the per-request state (GIE `framework/interface/scheduling`).
+"""Extension points of the EPP and the per-request state (GIE `framework/interface/scheduling`).
 
 A scheduling cycle: the profile handler picks profiles; each profile runs its filters (stopping when no endpoint is
 left), its weighted scorers (each score clamped to [0, 1], multiplied by its weight, weights not normalised) and its
@@ -14,8 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from inferplane.epp.scheduling.registry import Plugin
-from inferplane.epp.scheduling.types import Endpoint, LLMRequest, ProfileRunResult, SchedulingResult, ScoredEndpoint
+from inferplane.epp.framework.registry import Plugin
+from inferplane.epp.framework.types import (
+    Endpoint,
+    LLMRequest,
+    LLMRequestBody,
+    ProfileRunResult,
+    SchedulingResult,
+    ScoredEndpoint,
+)
 
 ScorerCategory = Literal["Affinity", "Distribution", "Balance"]
 
@@ -198,10 +205,15 @@ class RequestHooks(Plugin):
         return None
 
 
-def hook_overridden(plugin: object, hook: str) -> bool:
-    """Whether a plugin implements a hook (so the hot path skips no-op calls)."""
-    impl = getattr(type(plugin), hook, None)
-    return impl is not None and impl is not getattr(RequestHooks, hook, None)
+class RequestParser(Plugin, ABC):
+    """The `parser` extension point: turns a request body into what the scheduler reads (GIE `Parser`)."""
+
+    role = "parser"
+
+    @abstractmethod
+    def parse_request(self, body: bytes, path: str) -> LLMRequestBody | None:
+        """The parsed body; None when this parser does not look inside bodies (scheduling without prompt data).
+        Raises the EPP's request error (400) for a body it cannot accept."""
 
 
 def now_perf() -> float:

@@ -1,13 +1,18 @@
 """Plugin registry: plugin types register by their upstream type name; configuration instantiates them by name.
 
-Mirrors GIE's `plugin.Register(type, factory)`: each type declares its role (filter, scorer, picker, ...) and a
-parameters model whose defaults apply before the user's parameters are decoded. Parameters a plugin does not declare
-are reported as warnings, not errors, because upstream configs in the wild carry copy errors (reference/epp.md §3.6).
+Mirrors GIE's `plugin.Register(type, factory)`: each type declares its role (filter, scorer, picker, ...), a
+parameters model whose defaults apply before the user's parameters are decoded, and the facts the rest of the EPP
+needs about it (whether it reads the request body, whether the loader creates it on its own, older names). Facts
+live on the decorator, next to the plugin, so that renaming or adding a plugin cannot leave a list elsewhere stale.
+Parameters a plugin does not declare are reported as warnings, not errors, because upstream configs in the wild
+carry copy errors (reference/epp.md §3.6).
+
+This module imports no plugin: the composition roots call `inferplane.epp.intree.register_in_tree_plugins()`.
 """
 
 from __future__ import annotations
 
-import logging
+import difflib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +21,6 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from inferplane.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 Role = Literal[
     "filter",
@@ -31,8 +34,6 @@ Role = Literal[
     "flow-control-policy",
     "pd-decider",
 ]
-
-SCHEDULING_ROLES = frozenset({"filter", "scorer", "picker", "profile-handler"})
 
 
 class PluginParams(BaseModel):
@@ -48,6 +49,9 @@ class NoParams(PluginParams):
     pass
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class PluginHandle:
     """What a plugin may use from its host: the RNG, the clock, the other plugins (by name), and the tokenizer
@@ -58,12 +62,13 @@ class PluginHandle:
     plugins: dict[str, Any] = field(default_factory=dict)
     tokenizer_factory: Callable[[], Any] | None = None
 
-    def first_of_type(self, type_name: str) -> Any:
-        """The plugin instance of a type (the builder guarantees that a consumer's producer exists)."""
+    def first(self, kind: type[T]) -> T:
+        """The first plugin that is a `kind` (a plugin class or a runtime-checkable capability Protocol), typed as
+        one. The builder creates the producer a consumer names, so a consumer's lookup of its producer succeeds."""
         for p in self.plugins.values():
-            if getattr(p, "type_name", None) == type_name:
+            if isinstance(p, kind):
                 return p
-        raise KeyError(f"no plugin of type {type_name!r}")
+        raise KeyError(f"no plugin of kind {kind.__name__}")
 
 
 class Plugin:
@@ -83,64 +88,84 @@ class Plugin:
 
 @dataclass(frozen=True)
 class PluginType:
+    """A registered type and its facts."""
+
     type_name: str
     role: Role
     params: type[PluginParams]
     factory: Callable[[str, Any, PluginHandle], Plugin]
     also: tuple[Role, ...] = ()  # extra roles (the saturation detectors also act as filters)
+    needs_body: bool = True  # False: decides from headers and scraped metrics alone (ext_proc may skip the body)
+    implicit: bool = False  # the loader creates it when referenced without a plugins[] entry
+    aliases: tuple[str, ...] = ()  # older type names still found in configs (reference/epp.md §1)
+
+    def has_role(self, role: Role) -> bool:
+        return self.role == role or role in self.also
 
 
 _REGISTRY: dict[str, PluginType] = {}
+_ALIASES: dict[str, str] = {}
 
 P = TypeVar("P", bound=type[Plugin])
 
 
 def register(
-    type_name: str, role: Role, params: type[PluginParams] = NoParams, *, also: tuple[Role, ...] = ()
+    type_name: str,
+    role: Role,
+    params: type[PluginParams] = NoParams,
+    *,
+    also: tuple[Role, ...] = (),
+    needs_body: bool = True,
+    implicit: bool = False,
+    aliases: tuple[str, ...] = (),
 ) -> Callable[[P], P]:
-    """Class decorator: register a plugin class under its upstream type name."""
+    """Class decorator: register a plugin class under its upstream type name, with its facts."""
 
     def deco(cls: P) -> P:
-        if type_name in _REGISTRY:
-            raise RuntimeError(f"plugin type {type_name!r} registered twice")
+        for name in (type_name, *aliases):
+            if name in _REGISTRY or name in _ALIASES:
+                raise RuntimeError(f"plugin type {name!r} registered twice")
         cls.type_name = type_name
         cls.role = role
-        _REGISTRY[type_name] = PluginType(type_name, role, params, cls, also)
+        _REGISTRY[type_name] = PluginType(type_name, role, params, cls, also, needs_body, implicit, aliases)
+        for alias in aliases:
+            _ALIASES[alias] = type_name
         return cls
 
     return deco
 
 
-def _ensure_loaded() -> None:
-    # Importing the plugin modules runs their @register decorators.
-    from inferplane.epp.flowcontrol import policies, saturation  # noqa: F401
-    from inferplane.epp.scheduling import plugins  # noqa: F401
-
-
 def registered_types() -> dict[str, PluginType]:
-    _ensure_loaded()
+    """Every registered type by its current name (aliases not included)."""
     return dict(_REGISTRY)
+
+
+def canonical_type(type_name: str) -> str:
+    """Today's name of a type: an older alias maps onto it, any other name is returned as it is."""
+    return _ALIASES.get(type_name, type_name)
+
+
+def lookup(type_name: str) -> PluginType | None:
+    """The registered type of a name or alias; None for a type inferplane does not know."""
+    return _REGISTRY.get(canonical_type(type_name))
 
 
 def plugin_role(type_name: str) -> Role | None:
     """The role of a registered type, or None for a type inferplane does not know."""
-    _ensure_loaded()
-    pt = _REGISTRY.get(type_name)
+    pt = lookup(type_name)
     return pt.role if pt else None
 
 
 def plugin_has_role(type_name: str, role: Role) -> bool:
-    _ensure_loaded()
-    pt = _REGISTRY.get(type_name)
-    return pt is not None and (pt.role == role or role in pt.also)
+    pt = lookup(type_name)
+    return pt is not None and pt.has_role(role)
 
 
 def parse_params(type_name: str, parameters: dict[str, Any] | None, *, where: str = "") -> tuple[Any, list[str]]:
     """Decode a plugin's parameters with defaults applied; returns (params, warnings)."""
-    _ensure_loaded()
-    pt = _REGISTRY.get(type_name)
+    pt = lookup(type_name)
     if pt is None:
-        raise ConfigError(f"{where}unknown plugin type {type_name!r}", hint=_near_miss(type_name))
+        raise ConfigError(f"{where}unknown plugin type {type_name!r}", hint=near_miss(type_name))
     try:
         params = pt.params.model_validate(parameters or {})
     except ValidationError as exc:
@@ -157,15 +182,15 @@ def parse_params(type_name: str, parameters: dict[str, Any] | None, *, where: st
 def build_plugin(
     type_name: str, name: str, parameters: dict[str, Any] | None, handle: PluginHandle, *, where: str = ""
 ) -> tuple[Plugin, list[str]]:
+    """Instantiate one plugin. Warnings are returned, never logged: the caller decides whether they are printed
+    (`validate` reports them at their line, the EPP logs them once)."""
     params, warnings = parse_params(type_name, parameters, where=where)
-    plugin = _REGISTRY[type_name].factory(name, params, handle)
-    for w in warnings:
-        log.warning("%s", w)
+    plugin = _REGISTRY[canonical_type(type_name)].factory(name, params, handle)
     return plugin, warnings
 
 
-def _near_miss(type_name: str) -> str | None:
-    import difflib
-
+def near_miss(type_name: str) -> str:
     close = difflib.get_close_matches(type_name, list(_REGISTRY), n=1, cutoff=0.6)
-    return f"did you mean {close[0]}?" if close else f"known types: {', '.join(sorted(_REGISTRY))}"
+    if close:
+        return f"did you mean {close[0]}?"
+    return f"known types: {', '.join(sorted(_REGISTRY))}" if _REGISTRY else "no plugin types are registered"

@@ -1,9 +1,12 @@
 """Checks an EndpointPickerConfig against inferplane's scheduler before anything starts: plugin types it knows,
-parameters they take, and the profile/handler/picker rules the upstream loader enforces at EPP start-up."""
+parameters they take, references to built-in plugins, and the profile/handler/picker rules the upstream loader
+enforces at EPP start-up.
+
+`validate` receives this check by injection (`inferplane.api.crosscheck.add_check`, called by the composition roots
+after `register_in_tree_plugins()`), so the resource model never imports the picker."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,16 +14,16 @@ from pydantic import BaseModel, ValidationError
 
 from inferplane.api.deployment import Deployment
 from inferplane.api.diagnostics import Diagnostic, Path, did_you_mean, format_path
-from inferplane.api.epp_config import normalize_plugin_type
 from inferplane.api.positions import YamlDoc
 from inferplane.api.validation import field_names, translate
+from inferplane.epp.framework.config import normalize_plugin_type, parser_problem, reference_problems
+from inferplane.epp.framework.registry import registered_types
+from inferplane.epp.scheduling.builder import build_scheduler
 from inferplane.errors import ConfigError
 
 
 def check_epp_configs(dep: Deployment) -> Iterator[Diagnostic]:
-    # Imported here: the scheduler's plugin modules are only needed once a config is actually checked.
-    from inferplane.epp.scheduling.registry import registered_types
-
+    """Every EndpointPickerConfig of the deployment, each problem at its own line."""
     types = registered_types()
     for cfg, doc in dep.epp_config_docs:
         ok = True
@@ -37,18 +40,19 @@ def check_epp_configs(dep: Deployment) -> Iterator[Diagnostic]:
             yield from problems
         if not ok:
             continue
-        # Imported here like the registry: building needs every plugin module.
-        from inferplane.epp.scheduling.builder import build_scheduler
-
-        # The builder logs ignored parameters; they are reported above with their positions, so mute it here.
-        registry_log = logging.getLogger("inferplane.epp.scheduling.registry")
-        muted, registry_log.disabled = registry_log.disabled, True
+        refs = reference_problems(cfg)
+        for path, message in refs:
+            yield doc.diag(path, message)
+        parser = parser_problem(cfg)
+        if parser is not None:
+            yield doc.diag(parser[0], parser[1], hint=parser[2])
+        if refs or parser is not None:
+            continue
+        # The builder returns its warnings (ignored parameters); they are reported above with their positions.
         try:
             build_scheduler(cfg)
         except ConfigError as exc:
             yield doc.diag(("schedulingProfiles",), exc.message, hint=exc.hint)
-        finally:
-            registry_log.disabled = muted
 
 
 def _parameter_problems(
