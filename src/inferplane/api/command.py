@@ -1,4 +1,6 @@
-"""`inferplane validate PATH [--output text|json]`: load, check and summarise a deployment.
+"""`inferplane validate PATH [--output text|json] [--gie-version vX.Y]`: load, check and summarise a deployment.
+
+`--gie-version` names the GIE release whose CRDs the cluster runs: a field those CRDs lack is a warning.
 
 Exit status: 0 when it loads (warnings allowed), 1 when it has problems, 2 for usage errors (no such path).
 """
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from inferplane.api import gie_versions
 from inferplane.api.diagnostics import Diagnostic, DiagnosticsError
 from inferplane.api.loader import load_deployment
 from inferplane.api.summary import print_summary, summarize
@@ -21,6 +24,12 @@ from inferplane.errors import InferplaneError, UsageError
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", help="a deployment directory (values files + manifests/) or one YAML file")
     parser.add_argument("--output", "-o", choices=("text", "json"), default="text", help="output format")
+    parser.add_argument(
+        "--gie-version",
+        default=gie_versions.DEFAULT,
+        help=f"the GIE release of the cluster's CRDs ({', '.join(gie_versions.SUPPORTED)}; default "
+        f"{gie_versions.DEFAULT}): fields it lacks are warnings",
+    )
 
 
 def _print_diagnostics(diagnostics: list[Diagnostic]) -> None:
@@ -59,6 +68,7 @@ def _json_usage_error(args: argparse.Namespace, exc: InferplaneError) -> int:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        version = gie_versions.normalise(getattr(args, "gie_version", gie_versions.DEFAULT))
         path = resolve_path(args.path)
         shown = str(path)  # a pattern name shows as the directory it names
         dep = load_deployment(path)
@@ -80,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             _print_diagnostics(exc.diagnostics)
             print(f"{shown}: {_counts(exc.diagnostics)}")
         return 1
+    dep.warnings.extend(gie_versions.version_warnings(dep, version))
     summary = summarize(dep)
     if args.output == "json":
         json.dump(

@@ -355,6 +355,9 @@ def _workload(ctx: LoadContext, doc: YamlDoc, data: dict[str, Any]) -> None:
     )
     ctx.diags.extend(problems)
     if ms is not None:
+        selector = (wl.spec.model_extra or {}).get("selector")
+        if isinstance(selector, dict) and isinstance(selector.get("matchLabels"), dict):
+            ms.selector = {str(k): str(v) for k, v in selector["matchLabels"].items()}
         ctx.add_model_service(ms, Source(doc), ("metadata", "name"))
 
 

@@ -67,6 +67,11 @@ class ModelService:
     lws: str | None = None
     # With the llm-d routing sidecar in front, `port` is the sidecar's and vLLM listens on this one.
     proxy_target_port: int | None = None
+    # The name the upstream chart gives the workload (llm-d-modelservice: `<fullname>-<role>`), where it differs
+    # from `name`; the renderer uses it so that `kubectl apply` updates a Helm-installed release in place.
+    workload_name: str | None = None
+    # A user's apps/v1 Deployment: its own `spec.selector.matchLabels` (immutable in the cluster), kept for the render.
+    selector: dict[str, str] | None = None
     origin: Source | None = field(default=None, repr=False, compare=False)
 
     @property

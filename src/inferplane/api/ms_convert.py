@@ -59,7 +59,25 @@ def _pick_container(containers: list[ChartContainer]) -> int:
     return 0
 
 
-def chart_model_services(values: ChartValues, name: str, source: Source) -> tuple[list[ModelService], list[Diagnostic]]:
+CHART_NAME = "llm-d-modelservice"
+# The chart truncates its fullname to 55 characters so that `-prefill` still fits a 63-character name.
+_FULLNAME_MAX = 55
+
+
+def chart_fullname(values: ChartValues, release: str) -> str:
+    """The llm-d-modelservice `fullname` helper: fullnameOverride, else the release name when it contains the chart
+    name, else `<release>-llm-d-modelservice`; truncated to 55 characters and trimmed of a trailing '-'."""
+    if values.fullname_override:
+        full = values.fullname_override
+    else:
+        chart = values.name_override or CHART_NAME
+        full = release if chart in release else f"{release}-{chart}"
+    return full[:_FULLNAME_MAX].rstrip("-")
+
+
+def chart_model_services(
+    values: ChartValues, name: str, source: Source, fullname: str | None = None
+) -> tuple[list[ModelService], list[Diagnostic]]:
     diags: list[Diagnostic] = []
     routing = values.routing
     for key in V02_ROUTING_KEYS:
@@ -85,6 +103,8 @@ def chart_model_services(values: ChartValues, name: str, source: Source) -> tupl
         ms, problems = _role_service(values, role, rv, replicas, f"{name}-{role}", source)
         diags.extend(problems)
         if ms is not None:
+            if fullname is not None and f"{fullname}-{role}" != ms.name:
+                ms.workload_name = f"{fullname}-{role}"
             services.append(ms)
     return services, diags
 

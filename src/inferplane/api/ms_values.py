@@ -207,6 +207,7 @@ class ChartValues(_Lenient):
     decode: RoleValues | None = None
     prefill: RoleValues | None = None
     fullname_override: str = ""
+    name_override: str = ""
 
 
 # ---------------------------------------------------------------------------------------- flat pattern form

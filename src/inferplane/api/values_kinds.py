@@ -13,7 +13,7 @@ from inferplane.api.diagnostics import did_you_mean
 from inferplane.api.epp_config import EndpointPickerConfig, default_epp_config
 from inferplane.api.gaie_values import BUILTIN_CONFIGS, GIE_TOP_LEVEL, BbrValues, GieValues
 from inferplane.api.kinds import LoadContext
-from inferplane.api.ms_convert import chart_model_services, flat_model_service
+from inferplane.api.ms_convert import chart_fullname, chart_model_services, flat_model_service
 from inferplane.api.ms_values import CHART_TOP_LEVEL, ChartValues, FlatValues
 from inferplane.api.pool import EndpointPickerRef, Port, make_pool
 from inferplane.api.positions import YamlDoc, parse_yaml
@@ -37,7 +37,9 @@ def _chart(ctx: LoadContext, doc: YamlDoc, data: dict[str, Any]) -> None:
     if values is None:
         return
     source = Source(doc)
-    services, problems = chart_model_services(values, values.fullname_override or ctx.release, source)
+    services, problems = chart_model_services(
+        values, values.fullname_override or ctx.release, source, chart_fullname(values, ctx.release)
+    )
     ctx.diags.extend(problems)
     for ms in services:
         ctx.add_model_service(ms, source, ("fullnameOverride",) if values.fullname_override else ())

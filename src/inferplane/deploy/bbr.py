@@ -4,6 +4,9 @@ Whether the router serves TLS (`--secure-serving`, rendered explicitly), the Ser
 DestinationRule for it follow the gateway implementation (`inferplane.deploy.transport`, which says why). The
 ConfigMap holds the `--models-file` list of base models and their LoRA adapters, from which the router sets
 `X-Gateway-Base-Model-Name` (upstream BBR reads the same data from ConfigMaps it watches).
+
+The Deployment's name and selector (`app: body-based-router`) and the Service's are those of the GIE
+`body-based-routing` chart (v1.5), so applying over a Helm-installed router updates it in place.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from collections.abc import Sequence
 
 import yaml
 
-from inferplane.deploy.common import Manifest, base_labels, meta, obj, selector_labels
-from inferplane.deploy.epp import RESTRICTED_SECURITY_CONTEXT
+from inferplane.deploy.common import Manifest, base_labels, meta, obj
+from inferplane.deploy.epp import DOWNWARD_ENV, RESTRICTED_SECURITY_CONTEXT
 from inferplane.deploy.plan import BBR_GRPC_PORT, BBR_HEALTH_PORT
 from inferplane.deploy.transport import SECURE_SERVING_FLAG, Transport, istio_tls_destination_rule
 
@@ -39,19 +42,22 @@ def models_file(models: Sequence[tuple[str, Sequence[str]]]) -> str:
 
 
 def render_bbr(
-    namespace: str, image: str, transport: Transport, models: Sequence[tuple[str, Sequence[str]]] = ()
+    namespace: str | None, image: str, transport: Transport, models: Sequence[tuple[str, Sequence[str]]] = ()
 ) -> list[Manifest]:
     """The router's objects for a gateway that speaks `transport` to it: TLS or cleartext, the gRPC Service port's
     appProtocol, and Istio's DestinationRule where the gateway needs one to originate TLS."""
-    labels = base_labels(BBR_NAME, COMPONENT)
-    selector = selector_labels(BBR_NAME, COMPONENT)
+    # The chart's selector, on the Deployment (immutable) and the Service.
+    selector = {"app": BBR_NAME}
+    labels = dict(sorted({**base_labels(BBR_NAME, COMPONENT), **selector}.items()))
     models_text = models_file(models)
     config = obj("v1", "ConfigMap", meta(BBR_NAME, namespace, labels), data={MODELS_KEY: models_text})
     container = {
         "name": "bbr",
         "image": image,
         "imagePullPolicy": "IfNotPresent",
+        "command": ["inferplane"],
         "args": bbr_args(transport.bbr_tls),
+        "env": [dict(e) for e in DOWNWARD_ENV[:1]],
         "ports": [
             {"name": "grpc", "containerPort": BBR_GRPC_PORT, "protocol": "TCP"},
             {"name": "grpc-health", "containerPort": BBR_HEALTH_PORT, "protocol": "TCP"},

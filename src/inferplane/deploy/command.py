@@ -1,4 +1,8 @@
-"""`inferplane render PATH --target gke|kubernetes [...] [-o DIR | -]`: Kubernetes manifests for a deployment.
+"""`inferplane render PATH --target gke|kubernetes [...] [--format yaml|helm] [-o DIR | -]`: Kubernetes manifests
+for a deployment.
+
+`--format yaml` (default) writes the objects (one stream, or one file per object plus a kustomize base under
+`-o DIR`); `--format helm` writes a chart into DIR. `--gie-version` names the GIE release of the cluster's CRDs.
 
 The same directory `inferplane up` runs becomes an ordered manifest set for `kubectl apply -f`. Before anything is
 written, every object is validated against the Kubernetes and CRD schemas found here and cross-checked (selectors
@@ -14,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from inferplane import __version__
+from inferplane.api import gie_versions
 from inferplane.api.command import resolve_path
+from inferplane.deploy import helm
 from inferplane.deploy.crosscheck import crosscheck
 from inferplane.deploy.options import check_image, check_namespace, check_output_dir
 from inferplane.deploy.plan import RenderOptions
@@ -44,6 +50,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--namespace", help="namespace of every object (default: the deployment's)")
     parser.add_argument(
         "--image", default=DEFAULT_IMAGE, help=f"the inferplane image for the EPP and BBR (default {DEFAULT_IMAGE})"
+    )
+    parser.add_argument(
+        "--gie-version",
+        default=gie_versions.DEFAULT,
+        help=f"the GIE release of the cluster's CRDs ({', '.join(gie_versions.SUPPORTED)}; default "
+        f"{gie_versions.DEFAULT}): fields it lacks are not written",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("yaml", "helm"),
+        default="yaml",
+        help="yaml: the objects (default); helm: a chart with values for image, namespace, replicas, accelerators "
+        "(needs -o DIR)",
     )
     parser.add_argument("-o", "--output", default="-", help="a directory (one file per object) or - for stdout")
 
@@ -109,18 +128,28 @@ def run(args: argparse.Namespace) -> int:
     check_namespace(args.namespace)
     check_image(args.image)
     check_output_dir(args.output)
+    fmt = getattr(args, "format", "yaml")
+    if fmt == "helm" and args.output == "-":
+        raise UsageError("--format helm writes a chart, a directory", hint="pass -o DIR")
+    gie_version = gie_versions.normalise(getattr(args, "gie_version", gie_versions.DEFAULT))
     options = RenderOptions(
         target=args.target,
         image=args.image,
         gateway_class=args.gateway_class,
         accelerator=args.accelerator,
-        namespace=args.namespace,
+        # A chart is rendered in a placeholder namespace that becomes `{{ include "inferplane.namespace" . }}`.
+        namespace=helm.NAMESPACE_PLACEHOLDER if fmt == "helm" else args.namespace,
         backend=args.backend,
+        gie_version=gie_version,
     )
     path = resolve_path(args.path)  # a path, or a pattern name as `inferplane up` takes it
     source = str(path)
     rendered = render_path(path, options)
-    _write(rendered, args.output, source, options)
+    if fmt == "helm":
+        written = helm.write_chart(rendered, args.image, args.namespace, Path(args.output), path.name)
+        print(f"wrote a chart of {len(written) - 3} objects to {args.output} (helm install NAME {args.output} -n NS)")
+    else:
+        _write(rendered, args.output, source, options)
     for w in rendered.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if rendered.secrets:

@@ -31,8 +31,12 @@ def selector_labels(name: str, component: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/component": component}
 
 
-def meta(name: str, namespace: str, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(sorted(labels.items()))}
+def meta(name: str, namespace: str | None, labels: dict[str, str], **extra: Any) -> dict[str, Any]:
+    """Object metadata; no `namespace` key at all when rendering without one (the applier sets it)."""
+    out: dict[str, Any] = {"name": name}
+    if namespace is not None:
+        out["namespace"] = namespace
+    out["labels"] = dict(sorted(labels.items()))
     out.update({k: v for k, v in extra.items() if v})
     return out
 

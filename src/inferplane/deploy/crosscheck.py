@@ -188,7 +188,7 @@ def _check_epp_transport(pool: str, ref: dict[str, Any] | None, manifests: list[
         return []
     tls = serves_tls(pickers[0]["args"])
     said = "serves TLS" if tls else "serves cleartext HTTP/2"
-    host = service_host(svc["metadata"]["name"], svc["metadata"]["namespace"])
+    host = service_host(svc["metadata"]["name"], svc["metadata"].get("namespace"))
     problems = []
     if tls and port.get("appProtocol") == H2C:
         problems.append(f"InferencePool/{pool}: the endpoint picker {said} but Service/{ref['name']} port "
@@ -202,7 +202,7 @@ def _check_epp_transport(pool: str, ref: dict[str, Any] | None, manifests: list[
             problems.append(f"InferencePool/{pool}: Service/{ref['name']} port {port['port']} has appProtocol "
                             f"{port.get('appProtocol')!r}; gateway class {klass!r} needs "
                             f"{transport.epp_app_protocol!r} for a picker that {said}")  # fmt: skip
-        if transport.epp_destination_rule and tls and not _originates_tls(manifests, host):
+        if transport.epp_destination_rule and tls and not _originates_tls(manifests, svc):
             problems.append(
                 f"InferencePool/{pool}: the endpoint picker {said} but no DestinationRule for {host} has "
                 f"tls.mode SIMPLE, so gateway class {klass!r} would speak cleartext to it"
@@ -210,9 +210,17 @@ def _check_epp_transport(pool: str, ref: dict[str, Any] | None, manifests: list[
     return problems
 
 
-def _originates_tls(manifests: list[Manifest], host: str) -> bool:
-    """Whether a DestinationRule makes Istio speak TLS to `host`."""
-    rules = [r for r in _by_kind(manifests, "DestinationRule").values() if r["spec"].get("host") == host]
+def _originates_tls(manifests: list[Manifest], svc: Manifest) -> bool:
+    """Whether a DestinationRule makes Istio speak TLS to the Service: its host is the Service's FQDN, or the short
+    name in the Service's own namespace (how Istio reads a short host: in the rule's namespace)."""
+    name, namespace = svc["metadata"]["name"], svc["metadata"].get("namespace")
+    fqdn = service_host(name, namespace or "default")
+
+    def names_it(rule: Manifest) -> bool:
+        host = rule["spec"].get("host")
+        return host == fqdn or (host == name and rule["metadata"].get("namespace") == namespace)
+
+    rules = [r for r in _by_kind(manifests, "DestinationRule").values() if names_it(r)]
     return any(r["spec"].get("trafficPolicy", {}).get("tls", {}).get("mode") == "SIMPLE" for r in rules)
 
 
@@ -239,7 +247,7 @@ def _check_bbr_transport(manifests: list[Manifest]) -> list[str]:
                     continue
                 name = f"Service/{svc['metadata']['name']} port {port['port']}"
                 protocol = port.get("appProtocol")
-                host = service_host(svc["metadata"]["name"], svc["metadata"]["namespace"])
+                host = service_host(svc["metadata"]["name"], svc["metadata"].get("namespace"))
                 if tls and protocol == H2C:
                     problems.append(f"{_ref(m)}: the body-based router {said} but {name} says appProtocol {H2C} "
                                     "(cleartext)")  # fmt: skip
@@ -252,7 +260,7 @@ def _check_bbr_transport(manifests: list[Manifest]) -> list[str]:
                     elif protocol != transport.bbr_app_protocol:
                         problems.append(f"{_ref(m)}: {name} has appProtocol {protocol!r}; gateway class {klass!r} "
                                         f"needs {transport.bbr_app_protocol!r} for a router that {said}")  # fmt: skip
-                    if transport.bbr_destination_rule and tls and not _originates_tls(manifests, host):
+                    if transport.bbr_destination_rule and tls and not _originates_tls(manifests, svc):
                         problems.append(f"{_ref(m)}: the body-based router {said} but no DestinationRule for {host} "
                                         f"has tls.mode SIMPLE, so gateway class {klass!r} would speak cleartext "
                                         "to it")  # fmt: skip

@@ -25,6 +25,7 @@ class GoldenCase:
     accelerator: Accelerator
     gateway_class: str | None = None
     backend: Backend = "vllm"
+    namespace: str | None = None
 
     @property
     def filename(self) -> str:
@@ -34,18 +35,21 @@ class GoldenCase:
 
     def options(self) -> RenderOptions:
         accelerator = self.accelerator if self.backend == "vllm" else None
-        return RenderOptions(self.target, DEFAULT_IMAGE, self.gateway_class, accelerator, backend=self.backend)
+        return RenderOptions(
+            self.target, DEFAULT_IMAGE, self.gateway_class, accelerator, namespace=self.namespace, backend=self.backend
+        )
 
 
 # Pattern 1 keeps a TPU model service and a GPU variant; the others are written for GPUs only (rendering them for
 # TPUs is a usage error, tested separately). Generic clusters are rendered with Istio; pattern 2 also with the
-# other gateways whose body-based-router resources differ.
+# other gateways whose body-based-router resources differ. Renders name no namespace (kubectl -n, kustomize or
+# Argo CD set it), except pattern 2 on Istio: the router's EnvoyFilter names its cluster with the namespace.
 CASES: tuple[GoldenCase, ...] = (
     GoldenCase("pattern1-baseline", "gke", "tpu"),
     GoldenCase("pattern1-baseline", "gke", "gpu"),
     GoldenCase("pattern1-baseline", "kubernetes", "gpu", "istio"),
     GoldenCase("pattern2-multimodel", "gke", "gpu"),
-    GoldenCase("pattern2-multimodel", "kubernetes", "gpu", "istio"),
+    GoldenCase("pattern2-multimodel", "kubernetes", "gpu", "istio", namespace="team-a"),
     GoldenCase("pattern2-multimodel", "kubernetes", "gpu", "kgateway"),
     GoldenCase("pattern2-multimodel", "kubernetes", "gpu", "eg"),
     GoldenCase("pattern3-caching", "gke", "gpu"),

@@ -4,6 +4,11 @@ What the pods get beyond the user's values: accelerator limits and node selector
 with a startup probe long enough for a model download, `/dev/shm` for tensor parallelism (NCCL and vLLM's
 multiprocessing executor exchange tensors through shared memory, and the container default of 64 MiB is too
 small), a model cache volume, and the labels the pool selector and llm-d's debugging commands rely on.
+
+Names and selectors are the llm-d-modelservice chart's (v0.4.12): the workload is `<fullname>-<role>` and its
+selector is exactly the pod labels the values set (`modelArtifacts.labels` + `llm-d.ai/role`), so `kubectl apply`
+over a Helm-installed release updates the same Deployment (a selector is immutable) instead of adding pods the pool
+would select next to the old ones. inferplane's own labels are added to the pods only, outside the selector.
 """
 
 from __future__ import annotations
@@ -36,11 +41,19 @@ TPU_TOPOLOGY = {1: "1x1", 4: "2x2", 8: "2x4"}
 def pod_labels(ms: ModelServerPlan) -> dict[str, str]:
     """User labels win; inferplane adds its own and the llm-d role/model labels when absent."""
     extra = {
-        **base_labels(ms.name, COMPONENT),
+        **base_labels(ms.object_name, COMPONENT),
         "llm-d.ai/role": ms.role,
         "llm-d.ai/model": dns_label(ms.model.rsplit("/", 1)[-1]),
     }
     return dict(sorted({**extra, **ms.labels}.items()))
+
+
+def workload_selector(ms: ModelServerPlan) -> dict[str, str]:
+    """The selector the workload already has in the cluster: a user Deployment's own, else the user's pod labels as
+    written (chart values: modelArtifacts.labels + role, the chart's selector)."""
+    if ms.selector:
+        return dict(sorted(ms.selector.items()))
+    return dict(sorted(ms.labels.items())) if ms.labels else selector_labels(ms.object_name, COMPONENT)
 
 
 def node_selector(ms: ModelServerPlan, target: Target) -> dict[str, str]:
@@ -128,16 +141,16 @@ def _pod_spec(ms: ModelServerPlan, target: Target, container: dict[str, Any]) ->
     return spec
 
 
-def render_deployment(ms: ModelServerPlan, namespace: str, target: Target) -> Manifest:
+def render_deployment(ms: ModelServerPlan, namespace: str | None, target: Target) -> Manifest:
     labels = pod_labels(ms)
     container = _container(ms, ms.container_name, list(ms.command), list(ms.args), serves=True)
     return obj(
         "apps/v1",
         "Deployment",
-        meta(ms.name, namespace, labels),
+        meta(ms.object_name, namespace, labels),
         spec={
             "replicas": ms.replicas,
-            "selector": {"matchLabels": selector_labels(ms.name, COMPONENT)},
+            "selector": {"matchLabels": workload_selector(ms)},
             "template": {"metadata": {"labels": labels}, "spec": _pod_spec(ms, target, container)},
         },
     )
@@ -190,14 +203,14 @@ def data_parallel_script(ms: ModelServerPlan) -> str:
     )
 
 
-def render_leader_worker_set(ms: ModelServerPlan, namespace: str, target: Target) -> Manifest:
+def render_leader_worker_set(ms: ModelServerPlan, namespace: str | None, target: Target) -> Manifest:
     labels = pod_labels(ms)
     template: dict[str, Any] = {"size": ms.group_size, "restartPolicy": ms.restart_policy}
     if ms.multinode_style == "ray":
         leader_script, worker_script = ray_scripts(ms)
         leader = _container(ms, "vllm-leader", ["/bin/sh", "-c"], [leader_script], serves=True)
         worker = _container(ms, "vllm-worker", ["/bin/sh", "-c"], [worker_script], serves=False)
-        worker_labels = {**base_labels(ms.name, COMPONENT), "llm-d.ai/role": ms.role}
+        worker_labels = {**base_labels(ms.object_name, COMPONENT), "llm-d.ai/role": ms.role}
         worker_labels = dict(sorted({**worker_labels, **(ms.worker_labels or {})}.items()))
         template["leaderTemplate"] = {"metadata": {"labels": labels}, "spec": _pod_spec(ms, target, leader)}
         template["workerTemplate"] = {"metadata": {"labels": worker_labels}, "spec": _pod_spec(ms, target, worker)}
@@ -207,12 +220,12 @@ def render_leader_worker_set(ms: ModelServerPlan, namespace: str, target: Target
     return obj(
         "leaderworkerset.x-k8s.io/v1",
         "LeaderWorkerSet",
-        meta(ms.name, namespace, labels),
+        meta(ms.object_name, namespace, labels),
         spec={"replicas": ms.replicas, "startupPolicy": ms.startup_policy, "leaderWorkerTemplate": template},
     )
 
 
-def render_model_server(ms: ModelServerPlan, namespace: str, target: Target) -> Manifest:
+def render_model_server(ms: ModelServerPlan, namespace: str | None, target: Target) -> Manifest:
     if ms.multinode:
         return render_leader_worker_set(ms, namespace, target)
     return render_deployment(ms, namespace, target)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from inferplane.api.gie_versions import DEFAULT as DEFAULT_GIE_VERSION
+
 Target = Literal["gke", "kubernetes"]
 Accelerator = Literal["tpu", "gpu", "cpu"]
 Backend = Literal["vllm", "sim"]
@@ -33,6 +35,8 @@ class RenderOptions:
     namespace: str | None = None
     # "sim": model servers run `inferplane sim` from the inferplane image instead of vLLM (GPU-free clusters).
     backend: Backend = "vllm"
+    # The GIE release whose CRDs the cluster runs: decides which InferencePool fields are written.
+    gie_version: str = DEFAULT_GIE_VERSION
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,11 @@ class ModelServerPlan:
     port: int
     labels: dict[str, str]
     replicas: int = 1
+    # The workload's name when the upstream chart names it differently from `name` (llm-d-modelservice
+    # `<fullname>-<role>`), so that applying over a Helm release updates it in place.
+    workload_name: str | None = None
+    # The selector of the user's own Deployment, when the model service was written as one.
+    selector: dict[str, str] | None = None
     role: str = "decode"
     served_names: tuple[str, ...] = ()
     # Single-node: the container's command and args, complete. Multi-node: `args` holds only the extra vLLM flags;
@@ -94,6 +103,10 @@ class ModelServerPlan:
     def multinode(self) -> bool:
         return self.group_size > 1
 
+    @property
+    def object_name(self) -> str:
+        return self.workload_name or self.name
+
 
 @dataclass(frozen=True)
 class PoolPlan:
@@ -103,6 +116,8 @@ class PoolPlan:
     epp_config: str
     failure_mode: str = "FailClose"
     app_protocol: str | None = None
+    # Whether the user wrote spec.appProtocol (a GIE v1.4+ field), so an older target can warn about dropping it.
+    app_protocol_written: bool = False
     epp_service_port: int = EPP_GRPC_PORT
     # The EPP Service name from the pool's endpointPickerRef; "" means the conventional `<pool>-epp`.
     epp_ref_name: str = ""
@@ -118,7 +133,8 @@ class RenderPlan:
     (dumped from the user's resources with their upstream field names)."""
 
     name: str
-    namespace: str
+    # None: render no namespace at all, for `kubectl apply -n`, Helm, kustomize or Argo CD to set it.
+    namespace: str | None
     gateways: tuple[dict[str, Any], ...] = ()
     routes: tuple[dict[str, Any], ...] = ()
     pools: tuple[PoolPlan, ...] = ()

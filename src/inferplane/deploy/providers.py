@@ -18,7 +18,7 @@ from inferplane.deploy.plan import BBR_GRPC_PORT, PoolPlan, Target
 from inferplane.deploy.transport import ENVOY, GKE, ISTIO, Transport, istio_epp_destination_rule
 from inferplane.errors import UsageError
 
-BbrExtension = Callable[[str, str], list[Manifest]]
+BbrExtension = Callable[[str, str | None], list[Manifest]]
 
 
 @dataclass(frozen=True)
@@ -29,17 +29,19 @@ class Provider:
     transport: Transport
     # GKE's load balancer health-checks the pool itself and needs its backend timeout raised for long generations;
     # Istio needs a DestinationRule to speak TLS to the pool's picker.
-    pool_policies: Callable[[PoolPlan, str], list[Manifest]] | None = None
+    pool_policies: Callable[[PoolPlan, str | None], list[Manifest]] | None = None
 
 
 def _labels(name: str) -> dict[str, str]:
     return base_labels(name, "gateway-extension")
 
 
-def _gke_bbr(gateway: str, namespace: str) -> list[Manifest]:
+def _gke_bbr(gateway: str, namespace: str | None) -> list[Manifest]:
+    # The authority is only the :authority header GKE sends (the chart writes a made-up host); the backendRef routes.
+    host = BBR_NAME if namespace is None else f"{BBR_NAME}.{namespace}"
     extension = {
         "name": BBR_NAME,
-        "authority": f"{BBR_NAME}.{namespace}:{BBR_GRPC_PORT}",
+        "authority": f"{host}:{BBR_GRPC_PORT}",
         "timeout": "1s",
         "supportedEvents": ["RequestHeaders", "RequestBody", "RequestTrailers"],
         "requestBodySendMode": "FullDuplexStreamed",
@@ -58,7 +60,7 @@ def _gke_bbr(gateway: str, namespace: str) -> list[Manifest]:
     ]
 
 
-def _gke_pool_policies(pool: PoolPlan, namespace: str) -> list[Manifest]:
+def _gke_pool_policies(pool: PoolPlan, namespace: str | None) -> list[Manifest]:
     labels = base_labels(pool.name, "inference-pool")
     health = obj(
         "networking.gke.io/v1",
@@ -85,7 +87,16 @@ def _gke_pool_policies(pool: PoolPlan, namespace: str) -> list[Manifest]:
     return [health, backend]
 
 
-def _istio_bbr(gateway: str, namespace: str) -> list[Manifest]:
+def _istio_bbr(gateway: str, namespace: str | None) -> list[Manifest]:
+    if namespace is None:
+        # Istio names the router's cluster by its FQDN inside the EnvoyFilter, a string no kustomize or kubectl -n
+        # can rewrite; the Helm chart format fills it in from the release namespace instead.
+        raise UsageError(
+            "the body-based router's Istio EnvoyFilter names the router's cluster with its namespace "
+            f"(outbound|{BBR_GRPC_PORT}||{BBR_NAME}.<namespace>.svc.cluster.local), so it cannot be rendered "
+            "without one",
+            hint="pass --namespace, or render a Helm chart with --format helm (it takes the release namespace)",
+        )
     # Inserted before the router of the gateway's listeners, as the GIE body-based-routing chart does for Istio.
     filter_config = {
         "name": "envoy.filters.http.ext_proc.bbr",
@@ -136,7 +147,7 @@ def _istio_bbr(gateway: str, namespace: str) -> list[Manifest]:
     ]
 
 
-def _envoy_gateway_bbr(gateway: str, namespace: str) -> list[Manifest]:
+def _envoy_gateway_bbr(gateway: str, namespace: str | None) -> list[Manifest]:
     return [
         obj(
             "gateway.envoyproxy.io/v1alpha1",
@@ -157,7 +168,7 @@ def _envoy_gateway_bbr(gateway: str, namespace: str) -> list[Manifest]:
     ]
 
 
-def _kgateway_bbr(gateway: str, namespace: str) -> list[Manifest]:
+def _kgateway_bbr(gateway: str, namespace: str | None) -> list[Manifest]:
     extension = obj(
         "gateway.kgateway.dev/v1alpha1",
         "GatewayExtension",

@@ -12,6 +12,9 @@ from typing import Any
 
 import yaml
 
+from inferplane.api.gie_versions import DEFAULT as DEFAULT_GIE_VERSION
+from inferplane.api.gie_versions import has_field
+from inferplane.deploy import kustomize
 from inferplane.deploy.bbr import render_bbr
 from inferplane.deploy.common import Manifest, base_labels, dns_label, obj
 from inferplane.deploy.epp import render_epp
@@ -22,6 +25,7 @@ from inferplane.deploy.providers import provider_for, require_bbr_provider
 from inferplane.deploy.routing import render_gateway, render_pool, render_route, render_x_resource
 from inferplane.deploy.transport import DEFAULT as DEFAULT_TRANSPORT
 from inferplane.deploy.transport import unknown_class_warning
+from inferplane.deploy.upstream import comment
 from inferplane.errors import UsageError
 
 KIND_ORDER = (
@@ -82,13 +86,18 @@ def render(plan: RenderPlan, options: RenderOptions) -> Rendered:
         warnings.append(unknown_class_warning(gateway_class))
     ns = plan.namespace
     out: list[Manifest] = []
-    if ns != "default":
+    if ns is not None and ns != "default":
         out.append(obj("v1", "Namespace", {"name": ns, "labels": base_labels(ns, "namespace")}))
     for ms in plan.model_servers:
         out.append(render_model_server(ms, ns, options.target))
     for pool in plan.pools:
         out += render_epp(pool, ns, options.image, transport.epp_tls, transport.epp_app_protocol)
-        out.append(render_pool(pool, ns))
+        out.append(render_pool(pool, ns, options.gie_version))
+        if pool.app_protocol_written and not has_field(options.gie_version, "InferencePool", ("spec", "appProtocol")):
+            warnings.append(
+                f"InferencePool {pool.name}: spec.appProtocol ({pool.app_protocol}) is not written, the GIE "
+                f"{options.gie_version} CRDs lack it (added in v1.4); the pool speaks HTTP/1.1 to its model servers"
+            )
         if provider is not None and provider.pool_policies is not None:
             out += provider.pool_policies(pool, ns)
     out += [render_x_resource(o, "InferenceObjective", ns) for o in plan.objectives]
@@ -124,7 +133,7 @@ _Dumper.add_representer(str, _str)
 
 
 def dump(manifest: Manifest) -> str:
-    return yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
+    return comment(manifest) + yaml.dump(manifest, Dumper=_Dumper, sort_keys=False, default_flow_style=False, width=120)
 
 
 def header(rendered: Rendered, source: str, options: RenderOptions) -> str:
@@ -134,12 +143,19 @@ def header(rendered: Rendered, source: str, options: RenderOptions) -> str:
                                           ("namespace", options.namespace)) if v]  # fmt: skip
     if options.backend != "vllm":
         flags.append(f"--backend {options.backend}")
+    if options.gie_version != DEFAULT_GIE_VERSION:
+        flags.append(f"--gie-version {options.gie_version}")
+    namespaced = any("namespace" in m["metadata"] for m in rendered.manifests)
+    apply = (
+        "kubectl apply -f <this file or directory>"
+        if namespaced
+        else "kubectl apply -n NAMESPACE -f <this file or directory>"
+    )
     lines = [
         f"# Rendered by `inferplane render {source} {' '.join(flags)}` — do not edit; re-render instead.",
-        f"# Gateway class: {rendered.gateway_class}. Apply with: kubectl apply -f <this file or directory>",
-        "# Needs in the cluster: the Gateway API and InferencePool (inference.networking.k8s.io/v1) CRDs"
-        + (", the LeaderWorkerSet controller" if lws else "")
-        + ".",
+        f"# Gateway class: {rendered.gateway_class}. Apply with: {apply}",
+        "# Needs in the cluster: the Gateway API and InferencePool (inference.networking.k8s.io/v1) CRDs of GIE "
+        f"{options.gie_version} or later" + (", the LeaderWorkerSet controller" if lws else "") + ".",
     ]
     if rendered.secrets:
         lines.append(f"# Secrets referenced, not rendered (create them first): {', '.join(rendered.secrets)}.")
@@ -153,7 +169,8 @@ def to_stream(rendered: Rendered, source: str, options: RenderOptions) -> str:
 
 def write_dir(rendered: Rendered, directory: Path, source: str, options: RenderOptions) -> list[Path]:
     """One file per object, numbered so that `kubectl apply -f DIR` (which goes in file-name order) keeps the
-    dependency order; stale files from an earlier render are removed."""
+    dependency order; stale files from an earlier render are removed. A kustomize base beside them (kustomize.py)
+    lets overlays set `namespace` and `namePrefix` without breaking references."""
     directory.mkdir(parents=True, exist_ok=True)
     for old in directory.glob("[0-9][0-9][0-9]-*.yaml"):
         old.unlink()
@@ -163,4 +180,5 @@ def write_dir(rendered: Rendered, directory: Path, source: str, options: RenderO
         path = directory / f"{i:03d}-{m['kind'].lower()}-{dns_label(m['metadata']['name'])}.yaml"
         path.write_text(head + dump(m))
         written.append(path)
+    kustomize.write(directory, written)
     return written

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from inferplane.api.deployment import Deployment
+from inferplane.api.gie_versions import written
 from inferplane.api.modelservice import ModelService
 from inferplane.deploy.plan import EnvVar, ModelServerPlan, PoolPlan, RenderOptions, RenderPlan
 from inferplane.errors import ConfigError, UsageError
@@ -109,6 +110,7 @@ def sim_server_plan(ms: ModelService, options: RenderOptions) -> ModelServerPlan
     env = tuple(EnvVar(e.name, e.value or "") for e in ms.env if e.value_from is None)
     return ModelServerPlan(
         name=ms.name,
+        workload_name=ms.workload_name,
         model=ms.model,
         image=options.image,
         port=ms.port,
@@ -152,6 +154,8 @@ def model_server_plan(ms: ModelService, deployment: Deployment, options: RenderO
     image_pull_secrets = tuple(s.name for s in ms.secret_refs if s.purpose == "image pull")
     common: dict[str, Any] = {
         "name": ms.name,
+        "workload_name": ms.workload_name,
+        "selector": ms.selector,
         "model": ms.model,
         "image": ms.image or "vllm/vllm-openai:latest",
         "port": ms.port,
@@ -190,11 +194,16 @@ def _dump(model: Any) -> dict[str, Any]:
 
 
 def build_plan(deployment: Deployment, options: RenderOptions, name: str) -> RenderPlan:
+    """The namespace: `--namespace`, else the one the deployment's objects name, else none at all. `default` counts
+    as none (it is what an object without a namespace reads as), so that a deployment written without namespaces
+    renders without them, for `kubectl apply -n`, Helm, kustomize or Argo CD to set; `--namespace default` pins it."""
     namespaces = {p.namespace for p in deployment.inference_pools} | {g.metadata.namespace for g in deployment.gateways}
+    namespaces.discard("default")
+    namespace: str | None
     if options.namespace:
         namespace = options.namespace
     elif len(namespaces) <= 1:
-        namespace = next(iter(namespaces), "default")
+        namespace = next(iter(namespaces), None)
     else:
         raise UsageError(
             f"the deployment spans namespaces {', '.join(sorted(namespaces))}; inferplane renders into one",
@@ -213,6 +222,7 @@ def build_plan(deployment: Deployment, options: RenderOptions, name: str) -> Ren
                 epp_config=config_text,
                 failure_mode=pool.failure_mode,
                 app_protocol=pool.spec.app_protocol,
+                app_protocol_written=written(pool, ("spec", "appProtocol")),
                 epp_service_port=ref.port.number if ref is not None and ref.port is not None else 9002,
                 epp_ref_name=ref.name if ref is not None else "",
             )

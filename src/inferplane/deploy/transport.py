@@ -86,7 +86,12 @@ def unknown_class_warning(gateway_class: str) -> str:
     )
 
 
-def service_host(service: str, namespace: str) -> str:
+def service_host(service: str, namespace: str | None) -> str:
+    """The Service's host as Istio reads a DestinationRule's `host`. Without a namespace (a render for `kubectl -n`,
+    kustomize or Argo CD to place), the short name: Istio resolves it in the rule's own namespace, which is the
+    Service's, and kustomize's nameReference can still rewrite it under `namePrefix`."""
+    if namespace is None:
+        return service
     return f"{service}.{namespace}.svc.cluster.local"
 
 
@@ -119,7 +124,7 @@ def bbr_serves_tls(args: Sequence[str]) -> bool:
 
 
 def istio_tls_destination_rule(
-    service: str, namespace: str, component: str, connection_pool: dict[str, object] | None = None
+    service: str, namespace: str | None, component: str, connection_pool: dict[str, object] | None = None
 ) -> Manifest:
     """TLS origination from Istio's gateway to an ext_proc server's Service, accepting its self-signed certificate."""
     policy: dict[str, object] = {"tls": {"mode": "SIMPLE", "insecureSkipVerify": True}}
@@ -146,6 +151,6 @@ EPP_CONNECTION_POOL: dict[str, object] = {
 }
 
 
-def istio_epp_destination_rule(pool: PoolPlan, namespace: str) -> list[Manifest]:
+def istio_epp_destination_rule(pool: PoolPlan, namespace: str | None) -> list[Manifest]:
     """TLS origination from the Istio gateway to the picker, with the connection pools of the llm-d guide."""
     return [istio_tls_destination_rule(pool.epp_name, namespace, "endpoint-picker", EPP_CONNECTION_POOL)]

@@ -41,7 +41,10 @@ def exchange(channel: grpc.Channel, model: str) -> dict[str, str]:
 def test_rendered_router_speaks_what_its_gateway_expects(
     target: str, klass: str | None, tls: bool, tmp_path: Path, procs: list[Proc]
 ) -> None:
-    out = render_path(DEPLOYMENTS / "pattern2-multimodel", RenderOptions(target, "inferplane:test", klass)).manifests
+    # Istio's EnvoyFilter names the router's cluster with its namespace, so that render needs one.
+    namespace = "team-a" if klass == "istio" else None
+    options = RenderOptions(target, "inferplane:test", klass, namespace=namespace)
+    out = render_path(DEPLOYMENTS / "pattern2-multimodel", options).manifests
     container = first(out, "Deployment", "body-based-router")["spec"]["template"]["spec"]["containers"][0]
     models = tmp_path / "models.yaml"
     models.write_text(first(out, "ConfigMap", "body-based-router")["data"]["models.yaml"])

@@ -30,6 +30,21 @@ def rendered(pattern: str) -> list[dict]:
     return render_path(DEPLOYMENTS / pattern, SIM).manifests
 
 
+def kubelet_args(container: dict, namespace: str) -> list[str]:
+    """The args as the kubelet passes them: `$(VAR)` expanded from the container's env, the downward API's
+    metadata.namespace being the namespace the pod runs in."""
+    env = {}
+    for e in container.get("env", []):
+        field = e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+        env[e["name"]] = namespace if field == "metadata.namespace" else e.get("value", "")
+    out = []
+    for a in container["args"]:
+        for name, value in env.items():
+            a = a.replace(f"$({name})", value)
+        out.append(a)
+    return out
+
+
 def first(manifests: list[dict], kind: str, name: str | None = None) -> dict:
     return next(m for m in manifests if m["kind"] == kind and (name is None or m["metadata"]["name"] == name))
 
@@ -84,7 +99,7 @@ def _ok(url: str) -> bool:
 
 def test_rendered_simulator_serves_the_model(procs: list[Proc]) -> None:
     manifests = rendered("pattern3-caching")
-    dep = first(manifests, "Deployment", "llm-d-pattern3-decode")
+    dep = first(manifests, "Deployment", "llm-d-pattern3-llm-d-modelservice-decode")
     container = dep["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "inferplane:test"
     assert container["args"][:2] == ["sim", "serve"]
@@ -102,13 +117,15 @@ def test_rendered_simulator_serves_the_model(procs: list[Proc]) -> None:
 async def test_rendered_endpoint_picker_discovers_the_pods(procs: list[Proc], tmp_path: Path) -> None:
     manifests = rendered("pattern3-caching")
     pool = first(manifests, "InferencePool")
-    server = first(manifests, "Deployment", "llm-d-pattern3-decode")
+    server = first(manifests, "Deployment", "llm-d-pattern3-llm-d-modelservice-decode")
     epp = first(manifests, "Deployment", pool["spec"]["endpointPickerRef"]["name"])
     config = first(manifests, "ConfigMap", epp["metadata"]["name"])
     api = await FakeKubeApi().start()
     try:
-        # What the cluster would hold: the rendered pool, and one ready pod with the rendered pod labels.
-        ns = pool["metadata"]["namespace"]
+        # What the cluster would hold: the rendered pool, and one ready pod with the rendered pod labels, in the
+        # namespace `kubectl apply -n` put them (the render names none).
+        assert "namespace" not in pool["metadata"]
+        ns = "team-a"
         (sim_port, grpc, health, metrics) = free_ports(4)
         await api.put(FakeKubeApi.custom(POOL_GROUP, POOL_VERSION, ns, POOL_PLURAL),
                       {**pool, "spec": {**pool["spec"], "targetPorts": [{"number": sim_port}]}})  # fmt: skip
@@ -122,7 +139,8 @@ async def test_rendered_endpoint_picker_discovers_the_pods(procs: list[Proc], tm
 
         config_file = tmp_path / "epp-config.yaml"
         config_file.write_text(config["data"]["epp-config.yaml"])
-        args = epp["spec"]["template"]["spec"]["containers"][0]["args"]
+        args = kubelet_args(epp["spec"]["template"]["spec"]["containers"][0], ns)
+        assert args[args.index("--pool-namespace") + 1] == ns
         assert args[args.index("--discovery") + 1] == "kubernetes"
         for flag, value in (("--config-file", str(config_file)), ("--grpc-port", str(grpc)),
                             ("--grpc-health-port", str(health)), ("--metrics-port", str(metrics)),

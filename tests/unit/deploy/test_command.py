@@ -30,9 +30,11 @@ def test_render_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
 def test_render_to_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "out"
     assert main(["render", P2, "--target", "kubernetes", "--gateway-class", "kgateway", "-o", str(out)]) == 0
-    files = sorted(out.iterdir())
+    files = sorted(out.glob("*.yaml"))
     assert files
     assert all(f.name[:3].isdigit() for f in files)
+    # Beside the objects, a kustomize base whose names `kubectl apply -f DIR` skips (no .yaml suffix).
+    assert {f.name for f in out.iterdir()} - {f.name for f in files} == {"Kustomization", "kustomizeconfig"}
     kinds = [yaml.safe_load(f.read_text())["kind"] for f in files]
     assert (
         kinds.index("Deployment")

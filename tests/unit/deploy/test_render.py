@@ -64,17 +64,22 @@ def test_endpoint_picker_objects() -> None:
     assert c["securityContext"]["runAsNonRoot"] is True
     assert dep["spec"]["template"]["spec"]["serviceAccountName"] == "qwen-pool-epp"
     svc = by(out, "Service", "qwen-pool-epp")
-    assert [(p["name"], p["port"]) for p in svc["spec"]["ports"]] == [("grpc", 9002), ("grpc-health", 9003),
-                                                                      ("metrics", 9090)]  # fmt: skip
+    # The GIE inferencepool chart's port names (ServiceMonitors and mesh policies select ports by name).
+    assert [(p["name"], p["port"]) for p in svc["spec"]["ports"]] == [("grpc-ext-proc", 9002),
+                                                                      ("http-metrics", 9090)]  # fmt: skip
     assert svc["spec"]["ports"][0]["appProtocol"] == "http2"
     assert by(out, "ConfigMap", "qwen-pool-epp")["data"] == {"epp-config.yaml": EPP_CONFIG}
-    rules = by(out, "Role", "qwen-pool-epp")["rules"]
+    # The GIE inferencepool chart's two Roles: `<epp>-sa` for pods, `<epp>-non-sa` for the inference objects.
+    rules = by(out, "Role", "qwen-pool-epp-sa")["rules"] + by(out, "Role", "qwen-pool-epp-non-sa")["rules"]
     granted = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert granted == {("", "pods"), ("inference.networking.k8s.io", "inferencepools"),
-                       ("inference.networking.x-k8s.io", "inferenceobjectives")}  # fmt: skip
-    assert all(rule["verbs"] == ["get", "list", "watch"] for rule in rules)
-    binding = by(out, "RoleBinding", "qwen-pool-epp")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "qwen-pool-epp", "namespace": "llm"}]
+                       ("inference.networking.x-k8s.io", "inferenceobjectives"),
+                       ("inference.networking.x-k8s.io", "inferencemodelrewrites")}  # fmt: skip
+    assert all(sorted(rule["verbs"]) == ["get", "list", "watch"] for rule in rules)
+    for role in ("qwen-pool-epp-sa", "qwen-pool-epp-non-sa"):
+        binding = by(out, "RoleBinding", role)
+        assert binding["roleRef"]["name"] == role
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "qwen-pool-epp", "namespace": "llm"}]
 
 
 def test_config_change_rolls_the_endpoint_picker() -> None:
@@ -107,7 +112,7 @@ def test_inference_pool_v1_with_endpoint_picker_ref_and_failure_mode() -> None:
     }  # fmt: skip
     # The EPP objects follow the name the pool refers to, and its Service port maps onto the gRPC port.
     svc = by(out, "Service", "picker")
-    assert svc["spec"]["ports"][0] == {"name": "grpc", "port": 9102, "targetPort": 9002, "protocol": "TCP",
+    assert svc["spec"]["ports"][0] == {"name": "grpc-ext-proc", "port": 9102, "targetPort": 9002, "protocol": "TCP",
                                        "appProtocol": "http2"}  # fmt: skip
     assert crosscheck(out) == []
 
@@ -188,7 +193,7 @@ def test_gke_pool_policies_and_monitoring() -> None:
     generic = render(plan(), options("kubernetes")).manifests
     assert {m["kind"] for m in generic} & {"HealthCheckPolicy", "GCPBackendPolicy", "PodMonitoring"} == set()
     assert by(generic, "PodMonitor", "qwen")["spec"]["podMetricsEndpoints"][0]["port"] == "http"
-    assert by(generic, "ServiceMonitor", "qwen-pool-epp")["spec"]["endpoints"][0]["port"] == "metrics"
+    assert by(generic, "ServiceMonitor", "qwen-pool-epp")["spec"]["endpoints"][0]["port"] == "http-metrics"
 
 
 def test_tpu_model_server_on_gke() -> None:
@@ -290,7 +295,8 @@ def test_yaml_stream_and_directory(tmp_path) -> None:
     assert "epp-config.yaml: |" in stream
     (tmp_path / "999-stale-object.yaml").write_text("old")
     files = write_dir(r, tmp_path, "x", options())
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files)
+    kustomize_base = ["Kustomization", "kustomizeconfig"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*(p.name for p in files), *kustomize_base])
     assert files[0].name.startswith("000-")
     assert [yaml.safe_load(p.read_text()) for p in files] == r.manifests
 

@@ -29,7 +29,8 @@ def by(manifests: list[dict], kind: str, name: str) -> dict:
 
 
 def grpc_port(svc: dict) -> dict:
-    return next(p for p in svc["spec"]["ports"] if p["name"] == "grpc")
+    # The picker's Service names it as the GIE inferencepool chart does; the router's as inferplane does.
+    return next(p for p in svc["spec"]["ports"] if p["name"] in ("grpc-ext-proc", "grpc"))
 
 
 def epp_container(manifests: list[dict]) -> dict:
